@@ -1,0 +1,138 @@
+"""Invariants of the simulated machine: ``Kernel.check()`` returns every violation it finds.
+
+* every live allocator instance: refcount == the number of driver references on it, and the
+  count is not saturated; nobody holds a released instance (use-after-free);
+* every loaded module: refcnt == dependents + open files pinning it + sharers' owner
+  references;
+* no registered media device that nobody holds;
+* no entity whose driver instance is gone;
+* G_TOPOLOGY consistency, the rules v4l2-compliance applies: ids unique with the right type
+  byte, pads exactly one of SINK/SOURCE and on a known entity, data links SOURCE -> SINK with
+  both halves present, interface links interface -> entity, IMMUTABLE implies ENABLED;
+* every WARN the kernel printed (refcount_t, module_put) since boot.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, NamedTuple
+
+from .mc.device import MediaDevice
+from .mc.entity import Entity, Interface, Pad
+from .mc.uapi import (
+    MEDIA_GRAPH_ENTITY,
+    MEDIA_GRAPH_INTF_DEVNODE,
+    MEDIA_GRAPH_LINK,
+    MEDIA_GRAPH_PAD,
+    MEDIA_LNK_FL_ENABLED,
+    MEDIA_LNK_FL_IMMUTABLE,
+    MEDIA_LNK_FL_INTERFACE_LINK,
+    MEDIA_PAD_FL_SINK,
+    MEDIA_PAD_FL_SOURCE,
+)
+from .mc_dev_allocator import InstanceMediaDevice
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+
+class Violation(NamedTuple):
+    kind: str
+    device: str
+    message: str
+
+
+def check(k: Kernel) -> list[Violation]:
+    out: list[Violation] = [Violation("warn", a.device, a.text) for a in k.anomalies]
+    holders = k.all_holders()
+    instances = k.allocator.instances()
+    for inst in instances:
+        name = inst.mdev.devnode_name or f"media device of {inst.key.name}"
+        held = [h for mdev, h in holders if mdev is inst.mdev]
+        count = inst.refcount.refcount
+        if count < 0:
+            out.append(Violation("refcount", name, "refcount saturated (refcount_t WARNed: use-after-free)"))
+        elif count != len(held):
+            who = ", ".join(f"{h.driver} {h.interface}" for h in held) or "nobody"
+            out.append(Violation("refcount", name, f"refcount {count} != {len(held)} holders ({who})"))
+    for mdev, h in holders:
+        if isinstance(mdev, InstanceMediaDevice) and mdev.instance.released:
+            out.append(Violation("use-after-free", h.interface, f"{h.driver} holds a released media device"))
+    out += _module_refcounts(k, holders, instances)
+    for mdev in list(k.media_bus.live.values()):
+        name = mdev.devnode_name or "media"
+        if isinstance(mdev, InstanceMediaDevice) and (mdev.instance.released or mdev.instance.refcount.refcount <= 0):
+            out.append(Violation("orphan", name, "registered media device whose instance is released"))
+        elif not any(m is mdev for m, _ in holders):
+            out.append(Violation("orphan", name, "registered media device that nobody holds"))
+    for mdev in k.media_devices():
+        out += _graph(mdev)
+    return out
+
+
+def _module_refcounts(k: Kernel, holders: list, instances: list) -> list[Violation]:
+    expected: Counter[str] = Counter()
+    for mod in k.modules.values():
+        for dep in mod.deps:
+            expected[dep] += 1
+    for file in k.files.open_files():
+        for pin in file.pins:
+            if pin is not None:
+                expected[pin.name] += 1
+    for inst in instances:
+        if inst.owner is None:
+            continue
+        for mdev, h in holders:
+            if mdev is inst.mdev and h.module != inst.owner:
+                expected[inst.owner] += 1
+    return [
+        Violation("module", name, f"refcnt {mod.refcnt} != {expected[name]} references held")
+        for name, mod in k.modules.items()
+        if mod.refcnt != expected[name]
+    ]
+
+
+def _graph(mdev: MediaDevice) -> list[Violation]:
+    name = mdev.devnode_name or repr(mdev)
+    bad: list[str] = []
+    with mdev.graph_mutex:
+        tables = (
+            (MEDIA_GRAPH_ENTITY, mdev.entities),
+            (MEDIA_GRAPH_PAD, mdev.pads),
+            (MEDIA_GRAPH_LINK, mdev.links),
+            (MEDIA_GRAPH_INTF_DEVNODE, mdev.interfaces),
+        )
+        seen: set[int] = set()
+        for gtype, table in tables:
+            for obj_id, obj in table.items():
+                if obj_id >> 24 != gtype or obj.id != obj_id:
+                    bad.append(f"object {obj_id:#010x} has the wrong type or id")
+                if obj_id in seen:
+                    bad.append(f"id {obj_id:#010x} used twice")
+                seen.add(obj_id)
+        for pad in mdev.pads.values():
+            if pad.entity.id not in mdev.entities or pad.entity.mdev is not mdev:
+                bad.append(f"pad {pad.id:#010x} belongs to no registered entity")
+            if bin(pad.flags & (MEDIA_PAD_FL_SINK | MEDIA_PAD_FL_SOURCE)).count("1") != 1:
+                bad.append(f"pad {pad.id:#010x} is not exactly one of SINK/SOURCE")
+        for link in mdev.links.values():
+            if link.flags & MEDIA_LNK_FL_IMMUTABLE and not link.flags & MEDIA_LNK_FL_ENABLED:
+                bad.append(f"link {link.id:#010x} is IMMUTABLE but not ENABLED")
+            if link.flags & MEDIA_LNK_FL_INTERFACE_LINK:
+                if not (isinstance(link.source, Interface) and link.source.id in mdev.interfaces):
+                    bad.append(f"interface link {link.id:#010x} does not start at an interface")
+                if not (isinstance(link.sink, Entity) and link.sink.id in mdev.entities):
+                    bad.append(f"interface link {link.id:#010x} does not end at an entity")
+                continue
+            src, snk = link.source, link.sink
+            if not (isinstance(src, Pad) and src.id in mdev.pads and src.flags & MEDIA_PAD_FL_SOURCE):
+                bad.append(f"link {link.id:#010x} does not start at a source pad")
+            if not (isinstance(snk, Pad) and snk.id in mdev.pads and snk.flags & MEDIA_PAD_FL_SINK):
+                bad.append(f"link {link.id:#010x} does not end at a sink pad")
+            if link.reverse is None or link.reverse.id not in mdev.links:
+                bad.append(f"link {link.id:#010x} has lost its other half")
+        for entity in mdev.entities.values():
+            owner = entity.owner
+            if owner is not None and not getattr(owner, "alive", True):
+                bad.append(f"entity {entity.name!r} left behind by {getattr(owner, 'label', owner)}, which is gone")
+    return [Violation("graph", name, text) for text in bad]

@@ -1,0 +1,15 @@
+"""Real drivers' media-device behaviour: au0828, snd-usb-audio and (as a contrast) uvcvideo."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Holder(NamedTuple):
+    """Who holds a reference on a media device, and why (ours: the kernel keeps no list)."""
+
+    driver: str
+    module: str | None
+    interface: str
+    state: str  # "bound" or "deferred"
+    reason: str

@@ -1,0 +1,123 @@
+"""Open files on device nodes: ``open``/``close``/``ioctl`` as the VFS routes them.
+
+``chrdev_open`` pins the modules behind a node before the driver's open runs (the cdev owner
+and the ``file_operations`` owner, ``try_module_get`` each; a failure is ENXIO) and drops them
+after the last ``release``: this is why an open ``/dev/video0`` makes ``rmmod au0828`` fail.
+A node removed from ``/dev`` can no longer be opened (ENOENT), but files already open keep
+their operations and whatever objects those hold (the deferred releases).
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from .device import Device, DeviceCore
+from .errors import KernelError
+from .module import Module, module_put, try_module_get
+
+
+class File:
+    """``struct file``: what the driver's open stored lives in ``private``."""
+
+    __slots__ = ("device", "fd", "fops", "path", "pins", "private")
+
+    def __init__(self, fd: int, device: Device, fops: Fops, pins: tuple[Module | None, ...]) -> None:
+        self.fd = fd
+        self.device = device
+        self.path = device.node
+        self.fops = fops
+        self.pins = pins
+        self.private: Any = None
+
+
+class Fops:
+    """``struct file_operations`` of one node, plus the modules an open pins."""
+
+    __slots__ = ("ioctl", "open", "owners", "release")
+
+    def __init__(
+        self,
+        owners: tuple[Module | None, ...],
+        open: Callable[[File], None] | None = None,
+        release: Callable[[File], None] | None = None,
+        ioctl: Callable[[File, str], Any] | None = None,
+    ) -> None:
+        self.owners = owners
+        self.open = open
+        self.release = release
+        self.ioctl = ioctl
+
+
+class FileTable:
+    def __init__(self, core: DeviceCore) -> None:
+        self._core = core
+        self._lock = threading.Lock()
+        self._fops: dict[str, Fops] = {}
+        self._fds = itertools.count(3)
+        self.files: dict[int, File] = {}
+
+    def register(self, dev: Device, fops: Fops) -> None:
+        with self._lock:
+            self._fops[dev.devpath] = fops
+
+    def open(self, path: str) -> int:
+        with self._lock:
+            dev = self._core.nodes.get(path)
+            fops = self._fops.get(dev.devpath) if dev is not None else None
+        if dev is None or fops is None:
+            raise KernelError(errno.ENOENT, f"open {path}: {os.strerror(errno.ENOENT)}", path)
+        pinned: list[Module | None] = []
+        for owner in fops.owners:
+            if not try_module_get(owner):
+                for m in pinned:
+                    module_put(m)
+                raise KernelError(errno.ENXIO, f"open {path}: {os.strerror(errno.ENXIO)}", path)
+            pinned.append(owner)
+        file = File(next(self._fds), dev, fops, tuple(pinned))
+        try:
+            if fops.open is not None:
+                fops.open(file)
+        except KernelError as exc:
+            for m in pinned:
+                module_put(m)
+            raise KernelError(exc.errno or errno.EIO, f"open {path}: {exc.strerror}", path) from exc
+        with self._lock:
+            self.files[file.fd] = file
+        return file.fd
+
+    def close(self, fd: int) -> None:
+        with self._lock:
+            file = self.files.pop(fd, None)
+        if file is None:
+            raise KernelError(errno.EBADF, f"close {fd}: {os.strerror(errno.EBADF)}")
+        if file.fops.release is not None:
+            file.fops.release(file)
+        for m in file.pins:
+            module_put(m)
+
+    def ioctl(self, fd: int, request: str) -> Any:
+        with self._lock:
+            file = self.files.get(fd)
+        if file is None:
+            raise KernelError(errno.EBADF, f"ioctl {fd}: {os.strerror(errno.EBADF)}")
+        if file.fops.ioctl is None:
+            raise KernelError(errno.ENOTTY, f"{request} on {file.path}: {os.strerror(errno.ENOTTY)}", file.path)
+        return file.fops.ioctl(file, request)
+
+    def fd_for(self, path: str) -> int | None:
+        """The oldest open fd on ``path`` (how a script's ``close NODE`` names a file)."""
+        with self._lock:
+            return next((fd for fd, f in self.files.items() if f.path == path), None)
+
+    def open_files(self) -> list[File]:
+        with self._lock:
+            return list(self.files.values())
+
+
+def enotty(file: File, request: str) -> KernelError:
+    return KernelError(errno.ENOTTY, f"{request} on {file.path}: {os.strerror(errno.ENOTTY)}", file.path)

@@ -1,0 +1,176 @@
+"""``Kernel``: one simulated machine, and the calls a user makes on it.
+
+    k = Kernel()                        # or Kernel(variant="fixed"), Kernel(builtin=("snd_usb_audio",))
+    k.modprobe("au0828"); k.modprobe("snd_usb_audio")
+    name = k.plug("hvr950q")            # "1-1"
+    k.unbind("au0828", "1-1:1.0"); k.bind("au0828", "1-1:1.0")
+    fd = k.open("/dev/video0"); k.close(fd)
+    k.rmmod("au0828")                   # KernelError(EBUSY) while in use
+    k.allocator.instances()             # .refcount, .owner, .mdev
+    k.subscribe(print)                  # every later event, in order
+    k.check()                           # every invariant violation
+
+Every call that fails raises ``KernelError`` (an ``OSError``) and also puts an ``error`` event
+in the stream, so a watcher sees refused actions as well as performed ones.
+"""
+
+from __future__ import annotations
+
+import errno
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple, ParamSpec, TypeVar
+
+from .check import Violation, check
+from .device import DeviceCore, MinorAllocator
+from .drivers import Holder
+from .errors import KernelError
+from .events import ERROR, Event, EventBus, Printk
+from .faults import FaultInjector
+from .files import FileTable
+from .loader import ModuleLoader
+from .mc.device import MediaDevice
+from .mc.devnode import MediaBus
+from .mc.uapi import version_code
+from .mc_dev_allocator import MediaDeviceAllocator
+from .module import Module
+from .usbcore import UsbCore
+
+RELEASE = (6, 12, 0)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Anomaly(NamedTuple):
+    seq: int
+    device: str
+    text: str
+
+
+class Kernel:
+    def __init__(
+        self,
+        variant: str = "mainline",
+        *,
+        builtin: tuple[str, ...] = (),
+        clock: Callable[[], float] | None = None,
+        lookup: str = "index",
+        history: int = 8192,
+    ) -> None:
+        self.release = ".".join(map(str, RELEASE))
+        self.events = EventBus(clock or time.monotonic, history)
+        self.printk = Printk(self.events)
+        self.anomalies: list[Anomaly] = []
+        self.devices = DeviceCore(self.events)
+        self.files = FileTable(self.devices)
+        self.faults = FaultInjector()
+        self.usb = UsbCore(self.devices, self.printk)
+        self.loader = ModuleLoader(self, self.events, tuple(builtin), self.release)
+        self.media_bus = MediaBus(self.devices, self.printk, self.files, self.module, version_code(*RELEASE))
+        self.allocator = MediaDeviceAllocator(self.media_bus, self.printk, self.faults, self.warn, variant, lookup)
+        self.video_minors = MinorAllocator(256)
+        self.video_numbers = {"video": MinorAllocator(64), "vbi": MinorAllocator(64)}
+        self.dvb_minors = MinorAllocator(256)
+        self.dvb_adapters = MinorAllocator(8)
+        self.snd_cards = MinorAllocator(32)
+        self.i2c_buses = MinorAllocator(256)
+        self.loader.boot()
+
+    # -- state -------------------------------------------------------------------------
+
+    @property
+    def variant(self) -> str:
+        return self.allocator.variant
+
+    @property
+    def modules(self) -> dict[str, Module]:
+        """Loaded modules by name (``/sys/module/NAME``); built-ins have none."""
+        return self.loader.modules
+
+    @property
+    def builtin(self) -> frozenset[str]:
+        return self.loader.builtin
+
+    def module(self, name: str) -> Module | None:
+        """``THIS_MODULE`` of ``name``: None when built in (or not loaded)."""
+        return self.loader.modules.get(name)
+
+    def warn(self, device: str, text: str) -> None:
+        """A kernel WARN: logged, and kept as an anomaly for ``check()``."""
+        event = self.events.emit("trace", device, f"WARNING: {text}", level="warn")
+        self.anomalies.append(Anomaly(event.seq, device, text))
+
+    def media_devices(self) -> list[MediaDevice]:
+        """Every media device that exists: allocator instances (registered or not) and the
+        registered devices drivers own themselves (uvcvideo)."""
+        out: list[MediaDevice] = [inst.mdev for inst in self.allocator.instances()]
+        out += [m for m in list(self.media_bus.live.values()) if not any(m is o for o in out)]
+        return out
+
+    def all_holders(self) -> list[tuple[MediaDevice, Holder]]:
+        return [pair for drv in list(self.loader.drivers.values()) for pair in drv.holders()]
+
+    def holders(self, mdev: MediaDevice) -> list[Holder]:
+        return [h for m, h in self.all_holders() if m is mdev]
+
+    def check(self) -> list[Violation]:
+        return check(self)
+
+    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+        return self.events.subscribe(callback)
+
+    # -- what a user does --------------------------------------------------------------
+
+    def _op(self, what: str, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except KernelError as exc:
+            code = exc.errno or errno.EIO
+            self.events.emit(
+                ERROR,
+                exc.device,
+                f"{what}: {exc.strerror}",
+                {"ERRNO": errno.errorcode.get(code, str(code)), "OP": what},
+                level="err",
+            )
+            raise
+
+    def modprobe(self, name: str) -> None:
+        self._op(f"modprobe {name}", self.loader.modprobe, name)
+
+    def rmmod(self, name: str) -> None:
+        self._op(f"rmmod {name}", self.loader.rmmod, name)
+
+    def plug(self, catalog_name: str, port: str | None = None) -> str:
+        where = f" {port}" if port else ""
+        return self._op(f"plug {catalog_name}{where}", self.usb.plug, catalog_name, port).name
+
+    def unplug(self, name: str) -> None:
+        self._op(f"unplug {name}", self.usb.unplug, name)
+
+    def bind(self, driver: str, interface: str) -> None:
+        self._op(f"bind {driver} {interface}", self.usb.bind, driver, interface)
+
+    def unbind(self, driver: str, interface: str) -> None:
+        self._op(f"unbind {driver} {interface}", self.usb.unbind, driver, interface)
+
+    def open(self, path: str) -> int:
+        return self._op(f"open {path}", self.files.open, path)
+
+    def close(self, fd: int | str) -> None:
+        """Close an fd, or the oldest open file on a node path."""
+        if isinstance(fd, str):
+            found = self.files.fd_for(fd)
+            if found is None:
+                self._op(f"close {fd}", _raise, KernelError(errno.EBADF, f"close {fd}: not open", fd))
+                return
+            fd = found
+        self._op(f"close {fd}", self.files.close, fd)
+
+    def ioctl(self, fd: int, request: str) -> Any:
+        return self._op(f"ioctl {request}", self.files.ioctl, fd, request)
+
+
+def _raise(exc: KernelError) -> None:
+    raise exc

@@ -1,0 +1,1 @@
+"""The media controller core (drivers/media/mc): graph objects, media devices, devnodes."""

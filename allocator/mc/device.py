@@ -1,0 +1,328 @@
+"""``struct media_device`` and the mc-core calls that drivers make on it.
+
+Models drivers/media/mc/mc-device.c and mc-entity.c: ``media_device_init``,
+``__media_device_usb_init``, ``__media_device_register`` (lowest free minor, topology_version
+reset to 0), ``media_device_unregister`` (clears REGISTERED first, then removes every entity,
+entity_notify and interface), ``media_device_cleanup``; entity registration with the
+entity_notify callbacks run under ``graph_mutex``; pad links (forward + backlink), interface
+links, ``media_entity_setup_link``, ``media_get_pad_index``; and the two ioctls userspace reads
+it through, DEVICE_INFO and G_TOPOLOGY (no backlinks).
+
+Every object creation and destruction bumps ``topology_version`` (``media_gobj_create`` /
+``media_gobj_destroy``).  Deliberate difference: the kernel lets drivers build graphs during
+probe without ``graph_mutex``; here every mutation takes it (re-entrant), so that a snapshot
+taken from another thread never sees half an operation.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ..device import Device
+from ..errors import KernelError
+from .devnode import MediaBus, MediaDevnode
+from .entity import Entity, Interface, Link, Pad
+from .topology import DeviceInfo, TopoEntity, TopoInterface, TopoLink, Topology, TopoPad
+from .uapi import (
+    MEDIA_ENT_F_UNKNOWN,
+    MEDIA_ENT_F_V4L2_SUBDEV_UNKNOWN,
+    MEDIA_GRAPH_ENTITY,
+    MEDIA_GRAPH_INTF_DEVNODE,
+    MEDIA_GRAPH_LINK,
+    MEDIA_GRAPH_PAD,
+    MEDIA_LNK_FL_ENABLED,
+    MEDIA_LNK_FL_IMMUTABLE,
+    MEDIA_LNK_FL_INTERFACE_LINK,
+    MEDIA_PAD_FL_SINK,
+    MEDIA_PAD_FL_SOURCE,
+)
+
+NotifyFn = Callable[[Entity | None, Any], None]
+SourceFn = Callable[..., None]
+
+
+class EntityNotify:
+    """``struct media_entity_notify``."""
+
+    __slots__ = ("notify", "notify_data")
+
+    def __init__(self, notify: NotifyFn, notify_data: Any) -> None:
+        self.notify = notify
+        self.notify_data = notify_data
+
+
+class MediaDevice:
+    """One media device.  Fields named as in the kernel struct."""
+
+    def __init__(self, bus: MediaBus) -> None:
+        self._bus = bus
+        self.graph_mutex = threading.RLock()
+        self.dev: Device | None = None
+        self.driver_name = ""
+        self.model = ""
+        self.serial = ""
+        self.bus_info = ""
+        self.hw_revision = 0
+        self.topology_version = 0
+        self.id = 0
+        self.entities: dict[int, Entity] = {}
+        self.interfaces: dict[int, Interface] = {}
+        self.pads: dict[int, Pad] = {}
+        self.links: dict[int, Link] = {}
+        self.entity_notify: list[EntityNotify] = []
+        self.devnode: MediaDevnode | None = None
+        self.cleaned_up = False
+        self.source_priv: Any = None
+        self.enable_source: Callable[[Entity, object], None] | None = None
+        self.disable_source: Callable[[Entity], None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<MediaDevice {self.devnode_name or 'unregistered'} {self.model!r}>"
+
+    # -- init / register ---------------------------------------------------------------
+
+    def media_device_init(self) -> None:
+        """Lists, mutexes, the entity index allocator; ``cleaned_up`` goes back to False."""
+        self.cleaned_up = False
+
+    def media_device_usb_init(self, udev: Any, board_name: str | None, driver_name: str | None) -> None:
+        """``__media_device_usb_init()``: the fields DEVICE_INFO will report."""
+        self.dev = udev
+        if driver_name:
+            self.driver_name = driver_name
+        self.model = board_name or udev.product or "unknown model"
+        self.serial = udev.desc.serial
+        self.bus_info = udev.usb_make_path()
+        self.hw_revision = udev.desc.bcd_device
+        self.media_device_init()
+
+    @property
+    def registered(self) -> bool:
+        """``media_devnode_is_registered(mdev->devnode)``."""
+        return self.devnode is not None and self.devnode.registered
+
+    @property
+    def devnode_name(self) -> str | None:
+        """``/dev/mediaN`` while registered, else None."""
+        return self.devnode.device.node if self.registered and self.devnode else None
+
+    def media_device_register(self, owner: Any) -> None:
+        """``__media_device_register(mdev, owner)``; ``owner`` is the caller's THIS_MODULE,
+        which becomes the cdev owner that an ``open()`` of /dev/mediaN pins."""
+        bus = self._bus
+        minor = bus.minors.get()
+        if minor is None:
+            bus.printk.pr_err("media: could not get a free minor")
+            raise KernelError(errno.ENFILE, "media: could not get a free minor")
+        self.topology_version = 0  # "indicate user-space that the graph is static"
+        dev = Device(
+            f"media{minor}",
+            self.dev,
+            "media",
+            devt=(MediaBus.MAJOR, minor),
+            devname=f"media{minor}",
+            attrs={"model": self.model},
+        )
+        self.devnode = MediaDevnode(minor, dev, owner, bus.minors)
+        bus.files.register(dev, bus.fops(self.devnode, self._ioctl))
+        bus.live[minor] = self
+        bus.core.device_add(dev)
+        bus.printk.dev_dbg(f"media media{minor}", "Media device registered")
+
+    def media_device_unregister(self) -> None:
+        with self.graph_mutex:
+            devnode = self.devnode
+            if devnode is None or not devnode.registered:
+                return  # "Check if mdev was ever registered at all"
+            devnode.unregister()  # media_devnode_unregister_prepare(): before anything else
+            for entity in list(self.entities.values()):
+                self._unregister_entity(entity)
+            self.entity_notify.clear()
+            for intf in list(self.interfaces.values()):
+                self.media_devnode_remove(intf)
+        self._bus.live.pop(devnode.minor, None)
+        self._bus.core.device_del(devnode.device)
+        self._bus.printk.dev_dbg(f"media {devnode.device.name}", "Media device unregistered")
+        devnode.put()
+        self.devnode = None
+
+    def media_device_cleanup(self) -> None:
+        self.cleaned_up = True
+
+    # -- objects ---------------------------------------------------------------------------
+
+    def _gobj_create(self, gtype: int, obj: Any, table: dict[int, Any]) -> None:
+        self.id += 1
+        obj.id = (gtype << 24) | (self.id & 0xFFFFFF)
+        table[obj.id] = obj
+        self.topology_version += 1
+
+    def _gobj_destroy(self, obj: Any, table: dict[int, Any]) -> None:
+        if table.pop(obj.id, None) is not None:
+            self.topology_version += 1
+
+    def media_device_register_entity(self, entity: Entity) -> None:
+        if entity.function in (MEDIA_ENT_F_UNKNOWN, MEDIA_ENT_F_V4L2_SUBDEV_UNKNOWN):
+            self._bus.printk.dev_warn(self._devname(), f"Entity type for entity {entity.name} was not initialized!")
+        with self.graph_mutex:
+            entity.mdev = self
+            self._gobj_create(MEDIA_GRAPH_ENTITY, entity, self.entities)
+            for pad in entity.pads:
+                self._gobj_create(MEDIA_GRAPH_PAD, pad, self.pads)
+            for notify in list(self.entity_notify):
+                notify.notify(entity, notify.notify_data)
+
+    def media_device_unregister_entity(self, entity: Entity) -> None:
+        if entity.mdev is not self:
+            return
+        with self.graph_mutex:
+            self._unregister_entity(entity)
+
+    def _unregister_entity(self, entity: Entity) -> None:
+        for link in list(entity.intf_links.values()):
+            self._remove_intf_link(link)
+        for link in list(entity.links.values()):
+            self._remove_link(link)
+        for pad in entity.pads:
+            self._gobj_destroy(pad, self.pads)
+        self._gobj_destroy(entity, self.entities)
+        entity.mdev = None
+
+    def media_devnode_create(self, intf_type: int, flags: int, major: int, minor: int) -> Interface:
+        intf = Interface(intf_type, flags, major, minor)
+        with self.graph_mutex:
+            intf.mdev = self
+            self._gobj_create(MEDIA_GRAPH_INTF_DEVNODE, intf, self.interfaces)
+        return intf
+
+    def media_devnode_remove(self, intf: Interface) -> None:
+        with self.graph_mutex:
+            for link in list(intf.links.values()):
+                self._remove_intf_link(link)
+            self._gobj_destroy(intf, self.interfaces)
+            intf.mdev = None
+
+    def media_create_intf_link(self, entity: Entity, intf: Interface, flags: int) -> Link:
+        link = Link(intf, entity, flags | MEDIA_LNK_FL_INTERFACE_LINK, False)
+        with self.graph_mutex:
+            self._gobj_create(MEDIA_GRAPH_LINK, link, self.links)
+            intf.links[link.id] = link
+            entity.intf_links[link.id] = link
+        return link
+
+    def _remove_intf_link(self, link: Link) -> None:
+        link.source.links.pop(link.id, None)  # type: ignore[union-attr]
+        link.sink.intf_links.pop(link.id, None)  # type: ignore[union-attr]
+        self._gobj_destroy(link, self.links)
+
+    def media_create_pad_link(self, source: Entity, source_pad: int, sink: Entity, sink_pad: int, flags: int) -> Link:
+        """Forward link on the source, backlink on the sink; EINVAL (the kernel WARNs) on a
+        bad pad index or a pad of the wrong direction."""
+        if (
+            source_pad >= len(source.pads)
+            or sink_pad >= len(sink.pads)
+            or not source.pads[source_pad].flags & MEDIA_PAD_FL_SOURCE
+            or not sink.pads[sink_pad].flags & MEDIA_PAD_FL_SINK
+        ):
+            raise KernelError(
+                errno.EINVAL, f"media_create_pad_link: {source.name}:{source_pad} -> {sink.name}:{sink_pad}"
+            )
+        spad, kpad = source.pads[source_pad], sink.pads[sink_pad]
+        link = Link(spad, kpad, flags, False)
+        back = Link(spad, kpad, flags, True)
+        link.reverse, back.reverse = back, link
+        with self.graph_mutex:
+            self._gobj_create(MEDIA_GRAPH_LINK, link, self.links)
+            source.links[link.id] = link
+            self._gobj_create(MEDIA_GRAPH_LINK, back, self.links)
+            sink.links[back.id] = back
+            source.num_links += 1
+            sink.num_links += 1
+            sink.num_backlinks += 1
+        return link
+
+    def _remove_link(self, link: Link) -> None:
+        """``__media_entity_remove_link()``: both halves of a data link."""
+        for half in (link, link.reverse):
+            if half is None:
+                continue
+            owner = half.sink.entity if half.is_backlink else half.source.entity  # type: ignore[union-attr]
+            if owner.links.pop(half.id, None) is not None:
+                owner.num_links -= 1
+                if half.is_backlink:
+                    owner.num_backlinks -= 1
+            self._gobj_destroy(half, self.links)
+
+    @staticmethod
+    def media_entity_setup_link(link: Link, flags: int) -> None:
+        """``__media_entity_setup_link()``: only ENABLED may change, and not on IMMUTABLE."""
+        if link.flags & MEDIA_LNK_FL_IMMUTABLE:
+            if (flags & MEDIA_LNK_FL_ENABLED) != (link.flags & MEDIA_LNK_FL_ENABLED):
+                raise KernelError(errno.EINVAL, "link is immutable")
+            return
+        for half in (link, link.reverse):
+            if half is not None:
+                half.flags = (half.flags & ~MEDIA_LNK_FL_ENABLED) | (flags & MEDIA_LNK_FL_ENABLED)
+
+    @staticmethod
+    def media_get_pad_index(entity: Entity, is_sink: bool, sig_type: int) -> int:
+        want = MEDIA_PAD_FL_SINK if is_sink else MEDIA_PAD_FL_SOURCE
+        for pad in entity.pads:
+            if pad.flags & want and pad.sig_type == sig_type:
+                return pad.index
+        raise KernelError(errno.EINVAL, f"{entity.name}: no pad of signal type {sig_type}")
+
+    def media_device_register_entity_notify(self, notify: EntityNotify) -> None:
+        with self.graph_mutex:
+            self.entity_notify.append(notify)
+
+    def media_device_unregister_entity_notify(self, notify: EntityNotify) -> None:
+        with self.graph_mutex:
+            if notify in self.entity_notify:
+                self.entity_notify.remove(notify)
+
+    # -- what userspace reads --------------------------------------------------------------
+
+    def device_info(self) -> DeviceInfo:
+        """MEDIA_IOC_DEVICE_INFO: ``driver`` falls back to the parent device's bound driver."""
+        version = self._bus.kernel_version
+        driver = self.driver_name or (self.dev.driver if self.dev is not None else "") or ""
+        return DeviceInfo(driver, self.model, self.serial, self.bus_info, version, self.hw_revision, version)
+
+    def topology(self) -> Topology:
+        """MEDIA_IOC_G_TOPOLOGY: entities, interfaces, pads, then links without backlinks."""
+        with self.graph_mutex:
+            return Topology(
+                self.topology_version,
+                tuple(TopoEntity(e.id, e.name, e.function, e.flags) for e in self.entities.values()),
+                tuple(TopoInterface(i.id, i.intf_type, i.flags, i.major, i.minor) for i in self.interfaces.values()),
+                tuple(TopoPad(p.id, p.entity.id, p.flags, p.index) for p in self.pads.values()),
+                tuple(
+                    TopoLink(ln.id, ln.source.id, ln.sink.id, ln.flags)
+                    for ln in self.links.values()
+                    if not ln.is_backlink
+                ),
+            )
+
+    def _ioctl(self, request: str) -> DeviceInfo | Topology:
+        if request == "MEDIA_IOC_DEVICE_INFO":
+            return self.device_info()
+        if request == "MEDIA_IOC_G_TOPOLOGY":
+            return self.topology()
+        raise KernelError(errno.ENOTTY, f"{request}: {os.strerror(errno.ENOTTY)}")
+
+    def find_entity(self, function: int) -> Entity | None:
+        """The last registered entity with ``function`` (how drivers scan the list)."""
+        with self.graph_mutex:
+            found = None
+            for entity in self.entities.values():
+                if entity.function == function:
+                    found = entity
+            return found
+
+    def _devname(self) -> str:
+        return f"usb {self.dev.name}" if self.dev is not None else "media"

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import settings
+
+from allocator import Kernel
+
+settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True)
+settings.register_profile("dev", max_examples=30, deadline=None)
+settings.load_profile("ci")
+
+
+def fake_clock() -> itertools.count:
+    ticks = itertools.count()
+    return lambda: next(ticks) / 1000.0
+
+
+def make_kernel(*drivers: str, plug: tuple[str, ...] = (), **kwargs: object) -> Kernel:
+    k = Kernel(clock=fake_clock(), **kwargs)  # type: ignore[arg-type]
+    for name in drivers:
+        k.modprobe(name)
+    for device in plug:
+        k.plug(device)
+    return k
+
+
+@pytest.fixture
+def hvr() -> Kernel:
+    """au0828 and snd_usb_audio loaded, then a HVR-950Q plugged in at 1-1."""
+    return make_kernel("au0828", "snd_usb_audio", plug=("hvr950q",))
+
+
+def state(k: Kernel) -> list[tuple[str | None, str | None, int, list[str]]]:
+    """(devnode, owner, refcount, holders) of every allocator instance."""
+    return [
+        (
+            inst.mdev.devnode_name,
+            inst.owner,
+            inst.refcount.refcount,
+            sorted(f"{h.driver}:{h.state}" for h in k.holders(inst.mdev)),
+        )
+        for inst in k.allocator.instances()
+    ]
+
+
+def media_nodes(k: Kernel) -> list[str]:
+    """What ``ls /dev/media*`` would print."""
+    return sorted(p for p in k.devices.nodes if p.startswith("/dev/media"))
