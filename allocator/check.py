@@ -47,7 +47,7 @@ def check(k: Kernel) -> list[Violation]:
     holders = k.all_holders()
     instances = k.allocator.instances()
     for inst in instances:
-        name = inst.mdev.devnode_name or f"media device of {inst.key.name}"
+        name = label(inst.mdev)
         held = [h for mdev, h in holders if mdev is inst.mdev]
         count = inst.refcount.refcount
         if count < 0:
@@ -60,7 +60,7 @@ def check(k: Kernel) -> list[Violation]:
             out.append(Violation("use-after-free", h.interface, f"{h.driver} holds a released media device"))
     out += _module_refcounts(k, holders, instances)
     for mdev in list(k.media_bus.live.values()):
-        name = mdev.devnode_name or "media"
+        name = label(mdev)
         if isinstance(mdev, InstanceMediaDevice) and (mdev.instance.released or mdev.instance.refcount.refcount <= 0):
             out.append(Violation("orphan", name, "registered media device whose instance is released"))
         elif not any(m is mdev for m, _ in holders):
@@ -92,47 +92,65 @@ def _module_refcounts(k: Kernel, holders: list, instances: list) -> list[Violati
     ]
 
 
+def label(mdev: MediaDevice) -> str:
+    """How violations name a media device: its node, or the device it hangs off."""
+    if mdev.devnode_name:
+        return mdev.devnode_name
+    return f"media device of {mdev.dev.name}" if mdev.dev is not None else "media device"
+
+
 def _graph(mdev: MediaDevice) -> list[Violation]:
-    name = mdev.devnode_name or repr(mdev)
-    bad: list[str] = []
     with mdev.graph_mutex:
-        tables = (
-            (MEDIA_GRAPH_ENTITY, mdev.entities),
-            (MEDIA_GRAPH_PAD, mdev.pads),
-            (MEDIA_GRAPH_LINK, mdev.links),
-            (MEDIA_GRAPH_INTF_DEVNODE, mdev.interfaces),
-        )
-        seen: set[int] = set()
-        for gtype, table in tables:
-            for obj_id, obj in table.items():
-                if obj_id >> 24 != gtype or obj.id != obj_id:
-                    bad.append(f"object {obj_id:#010x} has the wrong type or id")
-                if obj_id in seen:
-                    bad.append(f"id {obj_id:#010x} used twice")
-                seen.add(obj_id)
-        for pad in mdev.pads.values():
-            if pad.entity.id not in mdev.entities or pad.entity.mdev is not mdev:
-                bad.append(f"pad {pad.id:#010x} belongs to no registered entity")
-            if bin(pad.flags & (MEDIA_PAD_FL_SINK | MEDIA_PAD_FL_SOURCE)).count("1") != 1:
-                bad.append(f"pad {pad.id:#010x} is not exactly one of SINK/SOURCE")
-        for link in mdev.links.values():
-            if link.flags & MEDIA_LNK_FL_IMMUTABLE and not link.flags & MEDIA_LNK_FL_ENABLED:
-                bad.append(f"link {link.id:#010x} is IMMUTABLE but not ENABLED")
-            if link.flags & MEDIA_LNK_FL_INTERFACE_LINK:
-                if not (isinstance(link.source, Interface) and link.source.id in mdev.interfaces):
-                    bad.append(f"interface link {link.id:#010x} does not start at an interface")
-                if not (isinstance(link.sink, Entity) and link.sink.id in mdev.entities):
-                    bad.append(f"interface link {link.id:#010x} does not end at an entity")
-                continue
-            src, snk = link.source, link.sink
-            if not (isinstance(src, Pad) and src.id in mdev.pads and src.flags & MEDIA_PAD_FL_SOURCE):
-                bad.append(f"link {link.id:#010x} does not start at a source pad")
-            if not (isinstance(snk, Pad) and snk.id in mdev.pads and snk.flags & MEDIA_PAD_FL_SINK):
-                bad.append(f"link {link.id:#010x} does not end at a sink pad")
-            if link.reverse is None or link.reverse.id not in mdev.links:
-                bad.append(f"link {link.id:#010x} has lost its other half")
+        cached = mdev.__dict__.get("_checked")
+        if cached is not None and cached[0] == mdev.generation:
+            bad = list(cached[1])
+        else:
+            bad = _structure(mdev)
+            mdev.__dict__["_checked"] = (mdev.generation, tuple(bad))
         for entity in mdev.entities.values():
             owner = entity.owner
             if owner is not None and not getattr(owner, "alive", True):
                 bad.append(f"entity {entity.name!r} left behind by {getattr(owner, 'label', owner)}, which is gone")
+    name = label(mdev)
     return [Violation("graph", name, text) for text in bad]
+
+
+def _structure(mdev: MediaDevice) -> list[str]:
+    """The G_TOPOLOGY rules; cached per ``generation`` (callers hold graph_mutex)."""
+    bad: list[str] = []
+    tables = (
+        (MEDIA_GRAPH_ENTITY, mdev.entities),
+        (MEDIA_GRAPH_PAD, mdev.pads),
+        (MEDIA_GRAPH_LINK, mdev.links),
+        (MEDIA_GRAPH_INTF_DEVNODE, mdev.interfaces),
+    )
+    seen: set[int] = set()
+    for gtype, table in tables:
+        for obj_id, obj in table.items():
+            if obj_id >> 24 != gtype or obj.id != obj_id:
+                bad.append(f"object {obj_id:#010x} has the wrong type or id")
+            if obj_id in seen:
+                bad.append(f"id {obj_id:#010x} used twice")
+            seen.add(obj_id)
+    for pad in mdev.pads.values():
+        if pad.entity.id not in mdev.entities or pad.entity.mdev is not mdev:
+            bad.append(f"pad {pad.id:#010x} belongs to no registered entity")
+        if bin(pad.flags & (MEDIA_PAD_FL_SINK | MEDIA_PAD_FL_SOURCE)).count("1") != 1:
+            bad.append(f"pad {pad.id:#010x} is not exactly one of SINK/SOURCE")
+    for link in mdev.links.values():
+        if link.flags & MEDIA_LNK_FL_IMMUTABLE and not link.flags & MEDIA_LNK_FL_ENABLED:
+            bad.append(f"link {link.id:#010x} is IMMUTABLE but not ENABLED")
+        if link.flags & MEDIA_LNK_FL_INTERFACE_LINK:
+            if not (isinstance(link.source, Interface) and link.source.id in mdev.interfaces):
+                bad.append(f"interface link {link.id:#010x} does not start at an interface")
+            if not (isinstance(link.sink, Entity) and link.sink.id in mdev.entities):
+                bad.append(f"interface link {link.id:#010x} does not end at an entity")
+            continue
+        src, snk = link.source, link.sink
+        if not (isinstance(src, Pad) and src.id in mdev.pads and src.flags & MEDIA_PAD_FL_SOURCE):
+            bad.append(f"link {link.id:#010x} does not start at a source pad")
+        if not (isinstance(snk, Pad) and snk.id in mdev.pads and snk.flags & MEDIA_PAD_FL_SINK):
+            bad.append(f"link {link.id:#010x} does not end at a sink pad")
+        if link.reverse is None or link.reverse.id not in mdev.links:
+            bad.append(f"link {link.id:#010x} has lost its other half")
+    return bad

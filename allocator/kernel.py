@@ -59,7 +59,7 @@ class Kernel:
         history: int = 8192,
     ) -> None:
         self.release = ".".join(map(str, RELEASE))
-        self.events = EventBus(clock or time.monotonic, history)
+        self.events = EventBus(clock or _since_boot(), history)
         self.printk = Printk(self.events)
         self.anomalies: list[Anomaly] = []
         self.devices = DeviceCore(self.events)
@@ -130,7 +130,7 @@ class Kernel:
             self.events.emit(
                 ERROR,
                 exc.device,
-                f"{what}: {exc.strerror}",
+                str(exc.strerror),
                 {"ERRNO": errno.errorcode.get(code, str(code)), "OP": what},
                 level="err",
             )
@@ -170,6 +170,12 @@ class Kernel:
 
     def ioctl(self, fd: int, request: str) -> Any:
         return self._op(f"ioctl {request}", self.files.ioctl, fd, request)
+
+
+def _since_boot() -> Callable[[], float]:
+    """Seconds since this simulated kernel booted, like the timestamps dmesg prints."""
+    boot = time.monotonic()
+    return lambda: time.monotonic() - boot
 
 
 def _raise(exc: KernelError) -> None:

@@ -26,10 +26,24 @@ from ..device import Device
 from ..errors import KernelError
 from .devnode import MediaBus, MediaDevnode
 from .entity import Entity, Interface, Link, Pad
-from .topology import DeviceInfo, TopoEntity, TopoInterface, TopoLink, Topology, TopoPad
+from .topology import (
+    DeviceInfo,
+    EntityDesc,
+    LinkDesc,
+    PadDesc,
+    TopoEntity,
+    TopoInterface,
+    TopoLink,
+    Topology,
+    TopoPad,
+)
 from .uapi import (
+    MEDIA_ENT_F_IO_V4L,
+    MEDIA_ENT_F_OLD_BASE,
+    MEDIA_ENT_F_TUNER,
     MEDIA_ENT_F_UNKNOWN,
     MEDIA_ENT_F_V4L2_SUBDEV_UNKNOWN,
+    MEDIA_ENT_T_DEVNODE_UNKNOWN,
     MEDIA_GRAPH_ENTITY,
     MEDIA_GRAPH_INTF_DEVNODE,
     MEDIA_GRAPH_LINK,
@@ -68,6 +82,9 @@ class MediaDevice:
         self.bus_info = ""
         self.hw_revision = 0
         self.topology_version = 0
+        # ours, not the kernel's: bumped by every change a reader could see (objects, link
+        # flags, registration), so snapshots can be cached; topology_version misses flags
+        self.generation = 0
         self.id = 0
         self.entities: dict[int, Entity] = {}
         self.interfaces: dict[int, Interface] = {}
@@ -119,6 +136,7 @@ class MediaDevice:
             bus.printk.pr_err("media: could not get a free minor")
             raise KernelError(errno.ENFILE, "media: could not get a free minor")
         self.topology_version = 0  # "indicate user-space that the graph is static"
+        self.generation += 1
         dev = Device(
             f"media{minor}",
             self.dev,
@@ -139,6 +157,7 @@ class MediaDevice:
             if devnode is None or not devnode.registered:
                 return  # "Check if mdev was ever registered at all"
             devnode.unregister()  # media_devnode_unregister_prepare(): before anything else
+            self.generation += 1
             for entity in list(self.entities.values()):
                 self._unregister_entity(entity)
             self.entity_notify.clear()
@@ -160,10 +179,12 @@ class MediaDevice:
         obj.id = (gtype << 24) | (self.id & 0xFFFFFF)
         table[obj.id] = obj
         self.topology_version += 1
+        self.generation += 1
 
     def _gobj_destroy(self, obj: Any, table: dict[int, Any]) -> None:
         if table.pop(obj.id, None) is not None:
             self.topology_version += 1
+            self.generation += 1
 
     def media_device_register_entity(self, entity: Entity) -> None:
         if entity.function in (MEDIA_ENT_F_UNKNOWN, MEDIA_ENT_F_V4L2_SUBDEV_UNKNOWN):
@@ -257,13 +278,13 @@ class MediaDevice:
                     owner.num_backlinks -= 1
             self._gobj_destroy(half, self.links)
 
-    @staticmethod
-    def media_entity_setup_link(link: Link, flags: int) -> None:
+    def media_entity_setup_link(self, link: Link, flags: int) -> None:
         """``__media_entity_setup_link()``: only ENABLED may change, and not on IMMUTABLE."""
         if link.flags & MEDIA_LNK_FL_IMMUTABLE:
             if (flags & MEDIA_LNK_FL_ENABLED) != (link.flags & MEDIA_LNK_FL_ENABLED):
                 raise KernelError(errno.EINVAL, "link is immutable")
             return
+        self.generation += 1
         for half in (link, link.reverse):
             if half is not None:
                 half.flags = (half.flags & ~MEDIA_LNK_FL_ENABLED) | (flags & MEDIA_LNK_FL_ENABLED)
@@ -307,6 +328,42 @@ class MediaDevice:
                     if not ln.is_backlink
                 ),
             )
+
+    def enum_entities(self) -> tuple[EntityDesc, ...]:
+        """MEDIA_IOC_ENUM_ENTITIES over every entity, with the kernel's remapping of functions
+        outside the legacy ranges (so old media-ctl does not drop them)."""
+        out = []
+        with self.graph_mutex:
+            for e in self.entities.values():
+                etype = e.function
+                if etype < MEDIA_ENT_F_OLD_BASE or etype > MEDIA_ENT_F_TUNER:
+                    if e.obj_type_subdev:
+                        etype = MEDIA_ENT_F_V4L2_SUBDEV_UNKNOWN
+                    elif etype != MEDIA_ENT_F_IO_V4L:
+                        etype = MEDIA_ENT_T_DEVNODE_UNKNOWN
+                major, minor = e.info_dev or (0, 0)
+                links = e.num_links - e.num_backlinks
+                out.append(EntityDesc(e.id, e.name, etype, e.flags, len(e.pads), links, major, minor))
+        return tuple(out)
+
+    def enum_links(self, entity_id: int) -> tuple[tuple[PadDesc, ...], tuple[LinkDesc, ...]]:
+        """MEDIA_IOC_ENUM_LINKS: the entity's pads and its outbound data links (EINVAL for an
+        unknown entity)."""
+        with self.graph_mutex:
+            e = self.entities.get(entity_id)
+            if e is None:
+                raise KernelError(errno.EINVAL, f"MEDIA_IOC_ENUM_LINKS: no entity {entity_id}")
+            pads = tuple(PadDesc(e.id, p.index, p.flags) for p in e.pads)
+            links = tuple(
+                LinkDesc(
+                    PadDesc(ln.source.entity.id, ln.source.index, ln.source.flags),  # type: ignore[union-attr]
+                    PadDesc(ln.sink.entity.id, ln.sink.index, ln.sink.flags),  # type: ignore[union-attr]
+                    ln.flags,
+                )
+                for ln in e.links.values()
+                if not ln.is_backlink
+            )
+        return pads, links
 
     def _ioctl(self, request: str) -> DeviceInfo | Topology:
         if request == "MEDIA_IOC_DEVICE_INFO":

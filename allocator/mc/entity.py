@@ -50,12 +50,14 @@ class Entity:
         "flags",
         "function",
         "id",
+        "info_dev",
         "intf_links",
         "links",
         "mdev",
         "name",
         "num_backlinks",
         "num_links",
+        "obj_type_subdev",
         "owner",
         "pads",
     )
@@ -82,6 +84,8 @@ class Entity:
         self.num_backlinks = 0
         self.mdev: MediaDevice | None = None
         self.id = 0
+        self.obj_type_subdev = False  # obj_type == MEDIA_ENTITY_TYPE_V4L2_SUBDEV
+        self.info_dev: tuple[int, int] | None = None  # entity->info.dev: major, minor
 
     def __repr__(self) -> str:
         return f"<Entity {self.id:#x} {self.name!r}>"

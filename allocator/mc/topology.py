@@ -53,3 +53,30 @@ class Topology(NamedTuple):
     interfaces: tuple[TopoInterface, ...]
     pads: tuple[TopoPad, ...]
     links: tuple[TopoLink, ...]
+
+
+class EntityDesc(NamedTuple):
+    """``struct media_entity_desc`` (MEDIA_IOC_ENUM_ENTITIES): the legacy view media-ctl uses."""
+
+    id: int
+    name: str
+    type: int
+    flags: int
+    pads: int
+    links: int
+    major: int
+    minor: int
+
+
+class PadDesc(NamedTuple):
+    entity: int
+    index: int
+    flags: int
+
+
+class LinkDesc(NamedTuple):
+    """``struct media_link_desc`` (MEDIA_IOC_ENUM_LINKS): an outbound data link."""
+
+    source: PadDesc
+    sink: PadDesc
+    flags: int

@@ -141,6 +141,7 @@ def _create_media_entity(dvbdev: DvbDevice, mdev: MediaDevice, name: str, demux_
             pads = (sink(), *(source() for _ in range(demux_sink_pads)))
             dvbdev.entity = Entity(name or "dvb-demux", MEDIA_ENT_F_TS_DEMUX, pads, owner=owner)
     if dvbdev.entity is not None:
+        dvbdev.entity.info_dev = (DVB_MAJOR, dvbdev.minor)
         mdev.media_device_register_entity(dvbdev.entity)
 
 

@@ -71,6 +71,7 @@ class V4l2Device:
     def register_subdev(self, entity: Entity) -> None:
         """``v4l2_device_register_subdev()``: the subdev's entity joins the media device."""
         self.subdevs.append(entity)
+        entity.obj_type_subdev = True
         if self.mdev is not None:
             self.mdev.media_device_register_entity(entity)
 
@@ -138,6 +139,7 @@ def video_register_device(
         function, intf_type = VFL_TYPES[vfl_type]
         flags = MEDIA_ENT_FL_DEFAULT if vfl_type == "video" else 0
         vdev.entity = Entity(name, function, (sink(),), flags=flags, owner=v4l2_dev.owner)
+        vdev.entity.info_dev = (VIDEO_MAJOR, minor)
         mdev.media_device_register_entity(vdev.entity)
         vdev.intf_devnode = mdev.media_devnode_create(intf_type, 0, VIDEO_MAJOR, minor)
         mdev.media_create_intf_link(vdev.entity, vdev.intf_devnode, MEDIA_LNK_FL_ENABLED)

@@ -1,0 +1,154 @@
+"""Command line: ``mdtui`` (the TUI), ``mdtui watch``, ``mdtui dump``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import IO
+
+from allocator.mc_dev_allocator import VARIANTS
+
+from . import __version__
+from .script import ScriptError, Step, load
+from .sources.sim import SimSource, build
+
+EPILOG = """\
+sources: 'sim' is the simulated kernel (the default world: au0828, snd_usb_audio and uvcvideo
+loaded, a Hauppauge HVR-950Q and a UVC webcam plugged; with --script, an empty machine that the
+script builds); 'live' reads this machine; 'auto' picks live when it has media devices.
+
+script lines: modprobe M | rmmod M | plug CATALOG-NAME [PORT] | unplug DEV | bind DRIVER INTF |
+unbind DRIVER INTF | open NODE | close NODE | # comment
+"""
+
+
+class UsageError(Exception):
+    pass
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", choices=("sim", "live", "auto"), default="auto", help="where to read state from")
+    p.add_argument("--script", metavar="FILE", help="run a lifecycle script on the simulated kernel first")
+    p.add_argument("--variant", choices=VARIANTS, default="mainline", help="simulated allocator: mainline or fixed")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mdtui",
+        description="Inspect media devices shared through the Media Device Allocator API.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"mdtui {__version__}")
+    _common(p)
+    sub = p.add_subparsers(dest="command", metavar="{watch,dump}")
+    w = sub.add_parser(
+        "watch",
+        help="print one line per event until Ctrl-C",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(w)
+    w.add_argument("--json", action="store_true", help="JSON lines instead of text")
+    w.add_argument(
+        "-f",
+        "--follow",
+        action="store_true",
+        help="with --script: keep watching after the script (the default without one)",
+    )
+    d = sub.add_parser(
+        "dump", help="print the current state once", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    _common(d)
+    d.add_argument("--format", choices=("text", "json", "dot"), default="text")
+    d.add_argument("--interfaces", action="store_true", help="dot: add interface nodes (mc_nextgen_test style)")
+    d.add_argument("--device", metavar="NODE", help="only this media device (media0 or /dev/media0)")
+    return p
+
+
+def open_source(args: argparse.Namespace, clock: Callable[[], float] | None) -> tuple[SimSource, list[Step]]:
+    steps: list[Step] = load(args.script) if args.script else []
+    if args.source == "live":
+        raise UsageError("the live source is not available yet: use --source sim (or auto)")
+    if args.script:
+        source, _ = build([], variant=args.variant, clock=clock)
+    else:
+        source, _ = build(variant=args.variant, clock=clock)
+    return source, steps
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    clock: Callable[[], float] | None = None,
+    stdout: IO[str] | None = None,
+) -> int:
+    out = stdout or sys.stdout
+    args = parser().parse_args(argv)
+    try:
+        source, steps = open_source(args, clock)
+    except (ScriptError, UsageError) as exc:
+        print(f"mdtui: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "dump":
+        return dump(source, steps, args, out)
+    if args.command == "watch":
+        return watch(source, steps, args, out, clock or time.monotonic)
+    from .app import MdtuiApp  # Textual is imported only for the TUI
+
+    source.run_all(steps)
+    MdtuiApp(source).run()
+    return 0
+
+
+def dump(source: SimSource, steps: list[Step], args: argparse.Namespace, out: IO[str]) -> int:
+    from .render import dot, jsondump, text
+
+    source.run_all(steps)
+    snap = source.snapshot()
+    if args.device:
+        node = args.device if args.device.startswith("/dev/") else f"/dev/{args.device}"
+        devices = tuple(d for d in snap.media_devices if d.devnode == node)
+        if not devices:
+            print(f"mdtui: no media device {node}", file=sys.stderr)
+            return 1
+        snap = type(snap)(**{**{f: getattr(snap, f) for f in snap.__dataclass_fields__}, "media_devices": devices})
+    if args.format == "json":
+        out.write(jsondump.render(snap))
+    elif args.format == "dot":
+        out.write(dot.render(snap, args.interfaces))
+    else:
+        out.write(text.render(snap))
+    return 0
+
+
+def watch(
+    source: SimSource, steps: list[Step], args: argparse.Namespace, out: IO[str], clock: Callable[[], float]
+) -> int:
+    from .watch import Printer, Watch
+
+    printer = Printer(out, args.json, None if out is sys.stdout else False)
+    w = Watch(source, printer, clock)
+    try:
+        for e in source.history():  # what happened before we subscribed: the world's setup
+            printer.line(e.time, e.kind, e.device, _event_text(e), e.seq)
+        w.run_script(steps)
+        if args.follow or not args.script:
+            w.follow()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        w.close()
+    return 0
+
+
+def _event_text(e: object) -> str:
+    from .watch import event_text
+
+    return event_text(e)  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Text renderings of snapshots: ``dump``'s formats and the pieces the TUI reuses."""

@@ -1,0 +1,78 @@
+"""Lifecycle scripts: one command per line, in the words a user types on a real system.
+
+    # comments and blank lines are ignored
+    modprobe au0828
+    plug hvr950q [1-3]
+    unbind au0828 1-1:1.0
+    open /dev/video0
+    close /dev/video0
+
+The whole file is parsed before anything runs; a malformed line is refused with its line
+number.  When it runs, a step the kernel refuses (rmmod of a busy module) becomes an error
+event with its errno name and the script goes on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+#: command -> (minimum, maximum) number of arguments, and what they are
+COMMANDS: dict[str, tuple[int, int, str]] = {
+    "modprobe": (1, 1, "MODULE"),
+    "rmmod": (1, 1, "MODULE"),
+    "plug": (1, 2, "CATALOG-NAME [PORT]"),
+    "unplug": (1, 1, "DEV"),
+    "bind": (2, 2, "DRIVER INTF"),
+    "unbind": (2, 2, "DRIVER INTF"),
+    "open": (1, 1, "NODE"),
+    "close": (1, 1, "NODE"),
+}
+
+
+class ScriptError(ValueError):
+    """A malformed script, with where: ``FILE:LINE: message``."""
+
+    def __init__(self, path: str, line: int, message: str) -> None:
+        super().__init__(f"{path}:{line}: {message}")
+        self.line = line
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    line: int
+    command: str
+    args: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return " ".join((self.command, *self.args))
+
+
+def parse(text: str, path: str = "<script>") -> list[Step]:
+    steps = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        words = raw.split("#", 1)[0].split()
+        if not words:
+            continue
+        command, args = words[0], tuple(words[1:])
+        if command not in COMMANDS:
+            known = ", ".join(COMMANDS)
+            raise ScriptError(path, number, f"unknown command '{command}' (known: {known})")
+        low, high, usage = COMMANDS[command]
+        if not low <= len(args) <= high:
+            raise ScriptError(path, number, f"usage: {command} {usage}")
+        if command in ("open", "close") and not args[0].startswith("/dev/"):
+            raise ScriptError(path, number, f"{command}: NODE must be a /dev path, not '{args[0]}'")
+        steps.append(Step(number, command, args))
+    return steps
+
+
+def load(path: str | Path) -> list[Step]:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ScriptError(str(p), 0, f"cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ScriptError(str(p), 0, f"not a text file ({exc.reason})") from exc
+    return parse(text, str(p))
