@@ -93,6 +93,7 @@ class SystemSnapshot:
     modules: tuple[ModuleView, ...]
     usb_devices: tuple[UsbDeviceView, ...]
     open_files: tuple[tuple[int, str], ...] = ()
+    usb_drivers: tuple[str, ...] = ()  # /sys/bus/usb/drivers
     anomalies: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())  # e.g. "simulated kernel (variant mainline)"
 

@@ -117,8 +117,17 @@ class SimSource:
         )
         files = tuple((f.fd, f.path) for f in k.files.open_files())
         note = f"simulated kernel {k.release} (allocator: {k.variant})"
+        views.sort(key=lambda v: v.key)
         return SystemSnapshot(
-            "sim", seq, tuple(sorted(views, key=lambda v: v.key)), modules, usb, files, others, (note,)
+            source="sim",
+            seq=seq,
+            media_devices=tuple(views),
+            modules=modules,
+            usb_devices=usb,
+            open_files=files,
+            usb_drivers=tuple(sorted(k.usb.drivers)),
+            anomalies=others,
+            notes=(note,),
         )
 
     def _device(

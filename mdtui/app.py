@@ -1,0 +1,312 @@
+"""The Textual app: devices, the allocator's view, the graph, the event log, and actions.
+
+Data flows one way.  The source's event callback (any thread) only queues the event and
+schedules a drain on the event loop; the drain appends to the log and asks for a snapshot,
+which a thread worker builds (bursts coalesce: one build at a time, one more if anything
+arrived meanwhile); the finished snapshot is handed to the widgets.  Actions run in thread
+workers and report refusals as notifications with the kernel's wording.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
+
+from allocator import Event, KernelError
+
+from . import actions
+from .changes import cause_of, diff
+from .commands import ActionCommands
+from .model import MediaDeviceView, SystemSnapshot
+from .render import dot
+from .screens.choice import ChoiceScreen, ConfirmScreen
+from .screens.help import HelpScreen
+from .script import Step
+from .sources.sim import SimSource
+from .widgets.detail import Detail
+from .widgets.device_list import DeviceList
+from .widgets.event_log import EventLog
+from .widgets.graph import EntityTree, GraphDrawing, InterfaceTable
+from .widgets.modules import ModuleTable
+
+TITLES = {
+    "unbind": "Unbind which driver?",
+    "bind": "Bind which driver, to which interface?",
+    "plug": "Plug which device?",
+    "unplug": "Unplug which USB device?",
+    "modprobe": "Load which module?",
+    "rmmod": "Unload which module?",
+    "open": "Open which node?",
+    "close": "Close which file?",
+}
+
+
+class MdtuiApp(App[None]):
+    TITLE = "mdtui"
+    CSS_PATH = "app.tcss"
+    COMMANDS = App.COMMANDS | {ActionCommands}
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("u", "choose('unbind')", "Unbind"),
+        Binding("b", "choose('bind')", "Bind"),
+        Binding("p", "choose('plug')", "Plug"),
+        Binding("x", "choose('unplug')", "Unplug"),
+        Binding("m", "choose('modprobe')", "Modprobe"),
+        Binding("r", "choose('rmmod')", "Rmmod"),
+        Binding("o", "choose('open')", "Open"),
+        Binding("c", "choose('close')", "Close"),
+        Binding("e", "toggle_folds", "Unfold"),
+        Binding("d", "export_dot", "DOT"),
+        Binding("s", "screenshot", "SVG"),
+    ]
+
+    def __init__(self, source: SimSource, *, export_dir: Path | None = None) -> None:
+        super().__init__()
+        self.source = source
+        self.export_dir = export_dir or Path.cwd()
+        self.snapshot: SystemSnapshot = source.snapshot()
+        self.selected_key: str | None = None
+        self._lock = threading.Lock()
+        self._pending: list[Event] = []
+        self._drain_scheduled = False
+        self._batch: list[Event] = []
+        self._building = False
+        self._dirty = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- layout ------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield DeviceList(id="devices")
+                yield ModuleTable(id="modules")
+            with TabbedContent(id="tabs"):
+                with TabPane("Allocator", id="tab-allocator"), VerticalScroll():
+                    yield Detail(id="detail")
+                with TabPane("Graph", id="tab-graph"):
+                    yield EntityTree(id="tree")
+                with TabPane("Drawing", id="tab-drawing"), VerticalScroll(id="drawing-scroll"):
+                    yield GraphDrawing(id="drawing")
+                with TabPane("Interfaces", id="tab-interfaces"):
+                    yield InterfaceTable(id="interfaces")
+        yield EventLog(id="log")
+        yield Input(placeholder="filter events: text, or kind:trace / kind:error ...", id="filter")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.sub_title = " · ".join(self.snapshot.notes)
+        self.query_one("#devices").border_title = "Media devices" + (" · SIMULATED" if self.source.simulated else "")
+        self.query_one("#modules").border_title = "Modules"
+        self.query_one("#log").border_title = "Events"
+        self.query_one("#filter", Input).cursor_blink = False
+        self.query_one(EventLog).add_events(self.source.history())
+        self._unsubscribe = self.source.subscribe(self._on_event)
+        self._apply(self.snapshot)
+        self.query_one(DeviceList).focus()
+
+    def on_unmount(self) -> None:
+        self._unsubscribe()
+        with self._lock:
+            self._loop = None  # late events and snapshots are dropped from here on
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < 110, "narrow")
+
+    # -- events in, snapshots out ------------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        """Called by the source on whatever thread changed the kernel: queue and return."""
+        with self._lock:
+            self._pending.append(event)
+            if self._drain_scheduled or self._loop is None:
+                return
+            self._drain_scheduled = True
+        self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        with self._lock:
+            events, self._pending = self._pending, []
+            self._drain_scheduled = False
+            if self._loop is None:
+                return
+        self.query_one(EventLog).add_events(events)
+        self._batch.extend(events)
+        self._request_snapshot()
+
+    def _request_snapshot(self) -> None:
+        if self._building:
+            self._dirty = True
+            return
+        self._building = True
+        self.run_worker(self._build_snapshot, thread=True, group="snapshot")
+
+    def _build_snapshot(self) -> None:
+        snap = self.source.snapshot()
+        if self._loop is not None:
+            self.call_from_thread(self._built, snap)
+
+    def _built(self, snap: SystemSnapshot) -> None:
+        if self._loop is None:
+            return
+        batch, self._batch = self._batch, []
+        changes = diff(self.snapshot, snap, cause_of(batch, self.snapshot))
+        if changes:
+            self.query_one(EventLog).add_changes(batch[-1].time if batch else 0.0, changes)
+        self.snapshot = snap
+        self._apply(snap)
+        self._building = False
+        if self._dirty:
+            self._dirty = False
+            self._request_snapshot()
+
+    def _apply(self, snap: SystemSnapshot) -> None:
+        self.query_one(DeviceList).show(snap)
+        self.query_one(ModuleTable).show(snap)
+        self._show_selected()
+
+    @on(DeviceList.Selected)
+    def _selected(self, message: DeviceList.Selected) -> None:
+        self.selected_key = message.key
+        self._show_selected()
+
+    def _show_selected(self) -> None:
+        dev = self.selected_device
+        self.query_one(Detail).show(dev, self.snapshot)
+        self.query_one(EntityTree).show(dev)
+        self.query_one(GraphDrawing).show(dev)
+        self.query_one(InterfaceTable).show(dev)
+
+    @property
+    def selected_device(self) -> MediaDeviceView | None:
+        snap = self.snapshot
+        if self.selected_key is not None:
+            dev = snap.device(self.selected_key)
+            if dev is not None:
+                return dev
+        return snap.media_devices[0] if snap.media_devices else None
+
+    async def settle(self) -> None:
+        """Wait until every action, drain and snapshot build has finished (for tests)."""
+        for _ in range(400):
+            await self.workers.wait_for_complete()
+            await asyncio.sleep(0.005)
+            with self._lock:
+                busy = self._pending or self._drain_scheduled
+            if not busy and not self._building and not self._batch:
+                return
+
+    # -- actions -----------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "choose" and parameters and parameters[0] in actions.SIM_ONLY:
+            return self.source.simulated
+        return True
+
+    def _choices(self, command: str) -> list[actions.Choice]:
+        snap, dev = self.snapshot, self.selected_device
+        pick = {
+            "unbind": lambda: actions.unbind(snap, dev),
+            "bind": lambda: actions.bind(snap, dev),
+            "plug": lambda: actions.plug(snap),
+            "unplug": lambda: actions.unplug(snap),
+            "modprobe": lambda: actions.modprobe(snap),
+            "rmmod": lambda: actions.rmmod(snap),
+            "open": lambda: actions.open_node(snap, dev),
+            "close": lambda: actions.close_file(snap),
+        }
+        return pick[command]()
+
+    def action_choose(self, command: str) -> None:
+        choices = self._choices(command)
+        if not choices:
+            self.notify(f"Nothing to {command} here.", severity="warning")
+            return
+        self.push_screen(ChoiceScreen(TITLES[command], choices), self._chosen)
+
+    def _chosen(self, choice: actions.Choice | None) -> None:
+        if choice is not None:
+            self.perform(choice.step)
+
+    def perform(self, step: Step) -> None:
+        """Run a step, asking first when it is destructive on a live system."""
+        if not self.source.simulated and step.command in actions.DESTRUCTIVE:
+
+            def confirmed(yes: bool | None) -> None:
+                if yes:
+                    self.run_worker(lambda: self._perform(step), thread=True, group="actions")
+
+            self.push_screen(ConfirmScreen(f"Really {step}?"), confirmed)
+            return
+        self.run_worker(lambda: self._perform(step), thread=True, group="actions")
+
+    def _perform(self, step: Step) -> None:
+        try:
+            self.source.run(step)
+        except KernelError as exc:
+            self.call_from_thread(
+                self.notify, str(exc.strerror), title=f"{step}: {exc.errno_name}", severity="error", timeout=10
+            )
+        # some changes send no event (an open pins modules silently): read the state again
+        if self._loop is not None:
+            self.call_from_thread(self._request_snapshot)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.add_class("visible")
+        box.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.query_one(EventLog).set_filter(event.value)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self.query_one(DeviceList).focus()
+
+    def key_escape(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.has_class("visible"):
+            box.value = ""
+            box.remove_class("visible")
+            self.query_one(DeviceList).focus()
+
+    def action_toggle_folds(self) -> None:
+        expanded = self.query_one(GraphDrawing).toggle_folds()
+        self.query_one(TabbedContent).active = "tab-drawing"
+        self.notify("Numbered runs unfolded." if expanded else "Numbered runs folded.")
+
+    def action_export_dot(self) -> None:
+        dev = self.selected_device
+        if dev is None or not dev.registered:
+            self.notify("Select a registered media device first.", severity="warning")
+            return
+        path = self.export_dir / f"mdtui-{dev.name}.dot"
+        try:
+            path.write_text(dot.print_dot(dev, interfaces=True))
+        except OSError as exc:
+            self.notify(f"{path}: {exc.strerror}", title="DOT export failed", severity="error")
+            return
+        self.notify(f"Wrote {path}", title="DOT exported")
+
+    def action_screenshot(self) -> None:
+        try:
+            name = self.save_screenshot(path=str(self.export_dir))
+        except OSError as exc:
+            self.notify(str(exc.strerror), title="Screenshot failed", severity="error")
+            return
+        self.notify(f"Wrote {name}", title="Screenshot saved")

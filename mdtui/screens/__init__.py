@@ -1,0 +1,1 @@
+"""Modal screens: choosing an action's target, confirming it, help."""

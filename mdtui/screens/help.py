@@ -1,0 +1,54 @@
+"""``?``: what the screen shows and every key."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+HELP = """\
+# mdtui
+
+One media device (`/dev/mediaN`) can be shared by several drivers through the kernel's
+**Media Device Allocator API**: the first driver's `media_device_usb_allocate()` allocates
+it for the USB device, later drivers take a reference (and one on the owner's module), and
+the last `media_device_delete()` unregisters and frees it.
+
+**Devices** (left): `⇄` marks a shared device; *ref* is the allocator's refcount;
+*held, not registered* means a driver still holds it but `/dev/mediaN` is gone.
+**Allocator**: key USB device, owner module and its refcnt, and why each holder holds it.
+**Graph**: entities by function with their pads and links; numbered runs (DVB ts-outs) are
+folded, expand them with enter. **Drawing**: the data links, left to right; `e` unfolds.
+**Events** (bottom): uevents, module loads, kernel log lines, refused actions (red) and the
+allocator changes they caused (yellow). `/` filters (`kind:trace`, or any text).
+
+| key | action |
+|---|---|
+| `u` / `b` | unbind / bind a driver on the selected device's USB device |
+| `p` / `x` | plug a catalog device / unplug the selected one (simulated) |
+| `m` / `r` | modprobe / rmmod a module (simulated) |
+| `o` / `c` | open a device node / close an open file (simulated) |
+| `e` | fold or unfold the numbered runs in the drawing |
+| `d` | export the selected device as Graphviz DOT |
+| `s` | save an SVG screenshot |
+| `/` | filter the event log (esc clears) |
+| `ctrl+p` | command palette: every action, by name |
+| `?` | this help |
+| `q` | quit |
+
+Errors are the kernel's own: `EBUSY` from a busy module, `ENODEV` from a bind that does not
+match. On a live system, destructive actions ask first.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help"):
+            yield Markdown(HELP)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

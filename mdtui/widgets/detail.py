@@ -1,0 +1,56 @@
+"""The allocator's view of the selected media device."""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from ..model import MediaDeviceView, SystemSnapshot
+
+
+def render_detail(dev: MediaDeviceView | None, snap: SystemSnapshot) -> RenderableType:
+    if dev is None:
+        return Text("No media device. Plug one in (p) or load a driver (m).", style="dim")
+    t = dev.topology
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    usb = snap.usb(dev.usb_device)
+    ident = f"  {usb.vendor:04x}:{usb.product_id:04x} {usb.product}" if usb else ""
+    grid.add_row("key device", f"{dev.key}{ident}")
+    inferred = " (inferred)" if dev.inferred else ""
+    if dev.shared:
+        grid.add_row("allocator", Text(f"shared: media_device_usb_allocate(){inferred}", style="cyan"))
+        grid.add_row("refcount", Text(str(dev.refcount), style="bold"))
+        if dev.owner:
+            grid.add_row(
+                "owner module",
+                f"{dev.owner}   refcnt {dev.owner_refcnt} ({dev.owner_refs_from_sharers} from sharers)",
+            )
+        else:
+            grid.add_row("owner module", "built in (no module references)")
+    else:
+        grid.add_row("allocator", Text("not shared: the driver's own media device", style="dim"))
+    holders = Table.grid(padding=(0, 2))
+    for h in dev.holders:
+        style = "yellow" if h.state == "deferred" else ""
+        holders.add_row(Text(h.driver, style="bold"), h.interface, Text(h.reason, style=style))
+    grid.add_row("holders", holders if dev.holders else Text("none", style="dim"))
+    reg = Text(f"yes, {dev.devnode}") if dev.registered else Text("no: held, not registered", style="yellow")
+    grid.add_row("registered", reg)
+    grid.add_row("topology", f"version {t.topology_version}")
+    counts = f"{len(t.entities)} entities, {len(t.interfaces)} interfaces, {len(t.pads)} pads, {len(t.links)} links"
+    grid.add_row("counts", counts)
+    i = dev.info
+    grid.add_row("DEVICE_INFO", f"driver {i.driver}, bus_info {i.bus_info}, hw_revision 0x{i.hw_revision:x}")
+    parts: list[RenderableType] = [Text(f"{dev.devnode or dev.name}  {i.model}", style="bold underline"), grid]
+    for a in dev.anomalies:
+        parts.append(Text(f"ANOMALY  {a}", style="bold red"))
+    return Group(*parts)
+
+
+class Detail(Static):
+    def show(self, dev: MediaDeviceView | None, snap: SystemSnapshot) -> None:
+        self.update(render_detail(dev, snap))

@@ -1,0 +1,124 @@
+"""Drive the TUI with keys and check what the simulated kernel and the screen hold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input
+
+from mdtui.screens.choice import ChoiceScreen
+from mdtui.screens.help import HelpScreen
+from mdtui.widgets.event_log import EventLog
+
+from .apps import make_app
+
+
+def _refcount(app) -> int | None:
+    return app.snapshot.device("1-1").refcount
+
+
+@pytest.mark.asyncio
+async def test_unbind_and_bind_from_the_keyboard() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.settle()
+        assert _refcount(app) == 2
+        await pilot.press("u")
+        assert isinstance(app.screen, ChoiceScreen)
+        await pilot.press("enter")  # first choice: unbind au0828 from 1-1:1.0
+        await app.settle()
+        assert _refcount(app) == 1
+        assert app.source.kernel.usb.find_interface("1-1:1.0").driver is None
+        log = app.query_one(EventLog)
+        assert any("media0 refcount 2→1 (au0828 unbound 1-1:1.0)" in e.text for e in log.entries)
+        await pilot.press("b", "enter")  # bind au0828 to 1-1:1.0
+        await app.settle()
+        assert _refcount(app) == 2
+
+
+@pytest.mark.asyncio
+async def test_refused_rmmod_is_a_notification_with_the_kernel_wording() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("r", "enter")  # rmmod au0828 (first loaded module)
+        await app.settle()
+        notes = list(app._notifications)
+        assert [n.message for n in notes] == ["rmmod: ERROR: Module au0828 is in use"]
+        assert notes[0].title == "rmmod au0828: EBUSY" and notes[0].severity == "error"
+        assert "au0828" in app.source.kernel.modules
+
+
+@pytest.mark.asyncio
+async def test_escape_cancels_a_choice() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("u", "escape")
+        await app.settle()
+        assert _refcount(app) == 2 and not isinstance(app.screen, ChoiceScreen)
+
+
+@pytest.mark.asyncio
+async def test_plug_open_close_unplug() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("p", "enter")  # plug hvr950q
+        await app.settle()
+        assert [d.key for d in app.snapshot.media_devices] == ["1-1", "1-2:1.0", "1-3"]
+        await pilot.press("o", "enter")  # first node of the selected device (media0's stick)
+        await app.settle()
+        assert len(app.snapshot.open_files) == 1
+        await pilot.press("c", "enter")
+        await app.settle()
+        assert app.snapshot.open_files == ()
+        await pilot.press("x", "enter")  # unplug 1-1
+        await app.settle()
+        assert [d.key for d in app.snapshot.media_devices] == ["1-2:1.0", "1-3"]
+        assert app.source.kernel.check() == []
+
+
+@pytest.mark.asyncio
+async def test_filter_help_and_palette() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("r", "enter")
+        await app.settle()
+        await pilot.press("slash")
+        assert app.focused is app.query_one("#filter", Input)
+        await pilot.press(*"kind:error")
+        log = app.query_one(EventLog)
+        assert log.query_text == "kind:error" and len(log.lines) == 1
+        await pilot.press("escape")
+        assert log.query_text == "" and len(log.lines) > 1
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.press("ctrl+p")
+        await pilot.press(*"unbind au0828")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await app.settle()
+        assert _refcount(app) == 1
+
+
+@pytest.mark.asyncio
+async def test_export_dot_and_screenshot(tmp_path: Path) -> None:
+    app = make_app(export_dir=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("d", "s")
+        await app.settle()
+        dot = (tmp_path / "mdtui-media0.dot").read_text()
+        assert dot.startswith("digraph board {") and "intf_devnode_" in dot
+        assert [p.suffix for p in tmp_path.iterdir() if p.suffix == ".svg"] == [".svg"]
+
+
+@pytest.mark.asyncio
+async def test_selection_follows_the_cursor_and_survives_updates() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("down")
+        await app.settle()
+        assert app.selected_device.key == "1-2:1.0"
+        app.perform(__import__("tests.apps", fromlist=["step"]).step("unbind au0828 1-1:1.0"))
+        await app.settle()
+        assert app.selected_device.key == "1-2:1.0"  # an update elsewhere keeps the selection
