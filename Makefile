@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench
+.PHONY: run test lint bench screenshots
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m allocator
+	$(VENV)/bin/mdtui
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -23,3 +23,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/allocator_bench.py
+	$(PY) bench/tui_bench.py
+
+screenshots: $(STAMP)
+	$(PY) -m mdtui.scenarios screenshots

@@ -1,7 +1,8 @@
 """Invariants of the simulated machine: ``Kernel.check()`` returns every violation it finds.
 
 * every live allocator instance: refcount == the number of driver references on it, and the
-  count is not saturated; nobody holds a released instance (use-after-free);
+  count is not saturated; nobody holds a released instance (use-after-free); a driver that
+  says it holds one while bound really is bound (no reference leaked by a failed probe);
 * every loaded module: refcnt == dependents + open files pinning it + sharers' owner
   references;
 * no registered media device that nobody holds;
@@ -55,7 +56,11 @@ def check(k: Kernel) -> list[Violation]:
         elif count != len(held):
             who = ", ".join(f"{h.driver} {h.interface}" for h in held) or "nobody"
             out.append(Violation("refcount", name, f"refcount {count} != {len(held)} holders ({who})"))
+    bound = {i.name: i.driver for u in k.usb.devices() for i in u.interfaces}
     for mdev, h in holders:
+        if h.state == "bound" and bound.get(h.interface) != h.driver:
+            text = f"{h.driver} holds a media device but is not bound to {h.interface}"
+            out.append(Violation("leak", h.interface, text))
         if isinstance(mdev, InstanceMediaDevice) and mdev.instance.released:
             out.append(Violation("use-after-free", h.interface, f"{h.driver} holds a released media device"))
     out += _module_refcounts(k, holders, instances)
@@ -102,15 +107,19 @@ def label(mdev: MediaDevice) -> str:
 def _graph(mdev: MediaDevice) -> list[Violation]:
     with mdev.graph_mutex:
         cached = mdev.__dict__.get("_checked")
-        if cached is not None and cached[0] == mdev.generation:
-            bad = list(cached[1])
-        else:
-            bad = _structure(mdev)
-            mdev.__dict__["_checked"] = (mdev.generation, tuple(bad))
-        for entity in mdev.entities.values():
-            owner = entity.owner
-            if owner is not None and not getattr(owner, "alive", True):
-                bad.append(f"entity {entity.name!r} left behind by {getattr(owner, 'label', owner)}, which is gone")
+        if cached is None or cached[0] != mdev.generation:
+            owners: dict[int, tuple[object, str]] = {}
+            for entity in mdev.entities.values():
+                if entity.owner is not None and id(entity.owner) not in owners:
+                    owners[id(entity.owner)] = (entity.owner, entity.name)
+            cached = (mdev.generation, tuple(_structure(mdev)), tuple(owners.values()))
+            mdev.__dict__["_checked"] = cached
+        bad = list(cached[1])
+        for owner, example in cached[2]:  # an owner can go away without the graph changing
+            if not getattr(owner, "alive", True):
+                left = sum(1 for e in mdev.entities.values() if e.owner is owner)
+                who = getattr(owner, "label", owner)
+                bad.append(f"{left} entities (e.g. {example!r}) left behind by {who}, which is gone")
     name = label(mdev)
     return [Violation("graph", name, text) for text in bad]
 

@@ -27,6 +27,7 @@ class Device:
     __slots__ = (
         "attrs",
         "devname",
+        "devpath",
         "devt",
         "devtype",
         "dirname",
@@ -62,13 +63,10 @@ class Device:
         self.uevent_env = uevent_env or {}
         self.driver: str | None = None
         self.registered = False
+        # a device never moves: its sysfs path is fixed when it is created
+        self.devpath = f"{parent.devpath if parent is not None else ROOT}/{self.dirname}"
         if devt is not None:
             self.attrs.setdefault("dev", f"{devt[0]}:{devt[1]}")
-
-    @property
-    def devpath(self) -> str:
-        base = self.parent.devpath if self.parent is not None else ROOT
-        return f"{base}/{self.dirname}"
 
     @property
     def node(self) -> str:

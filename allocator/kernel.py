@@ -37,6 +37,9 @@ from .module import Module
 from .usbcore import UsbCore
 
 RELEASE = (6, 12, 0)
+#: CONFIG_DVB_MAX_ADAPTERS of the simulated kernel (Kconfig's default is 16; 64 here so that a
+#: machine with 64 sticks, as the memory benchmark plugs, gets a DVB adapter on each)
+DVB_MAX_ADAPTERS = 64
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -56,7 +59,7 @@ class Kernel:
         builtin: tuple[str, ...] = (),
         clock: Callable[[], float] | None = None,
         lookup: str = "index",
-        history: int = 8192,
+        history: int = 2048,
     ) -> None:
         self.release = ".".join(map(str, RELEASE))
         self.events = EventBus(clock or _since_boot(), history)
@@ -70,9 +73,9 @@ class Kernel:
         self.media_bus = MediaBus(self.devices, self.printk, self.files, self.module, version_code(*RELEASE))
         self.allocator = MediaDeviceAllocator(self.media_bus, self.printk, self.faults, self.warn, variant, lookup)
         self.video_minors = MinorAllocator(256)
-        self.video_numbers = {"video": MinorAllocator(64), "vbi": MinorAllocator(64)}
-        self.dvb_minors = MinorAllocator(256)
-        self.dvb_adapters = MinorAllocator(8)
+        self.video_numbers = {"video": MinorAllocator(256), "vbi": MinorAllocator(256)}
+        self.dvb_minors = MinorAllocator(512)
+        self.dvb_adapters = MinorAllocator(DVB_MAX_ADAPTERS)
         self.snd_cards = MinorAllocator(32)
         self.i2c_buses = MinorAllocator(256)
         self.loader.boot()

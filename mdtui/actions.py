@@ -50,8 +50,10 @@ def bind(snap: SystemSnapshot, dev: MediaDeviceView | None) -> list[Choice]:
 
 
 def plug(snap: SystemSnapshot) -> list[Choice]:
-    return [Choice(f"plug {name} ({d.manufacturer} {d.product})".replace("( ", "("), _step("plug", name))
-            for name, d in CATALOG.items()]
+    return [
+        Choice(f"plug {name} ({d.manufacturer} {d.product})".replace("( ", "("), _step("plug", name))
+        for name, d in CATALOG.items()
+    ]
 
 
 def unplug(snap: SystemSnapshot) -> list[Choice]:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 class ActionCommands(Provider):
     def _commands(self) -> list[tuple[str, Callable[[], object], str]]:
         app: MdtuiApp = self.app  # type: ignore[assignment]
+
         def where(c: actions.Choice) -> str:
             return "simulated kernel" if c.step.command in actions.SIM_ONLY else "sysfs"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from allocator.mc.topology import DeviceInfo, EntityDesc, LinkDesc, Topology
+from allocator.mc.topology import DeviceInfo, Topology
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +36,9 @@ class MediaDeviceView:
     owner_refs_from_sharers: int
     holders: tuple[HolderView, ...]
     topology: Topology
-    entity_descs: tuple[EntityDesc, ...]
-    entity_links: tuple[LinkDesc, ...]
+    # per entity, aligned with topology.entities: what MEDIA_IOC_ENUM_ENTITIES adds
+    # (its legacy type, and the info.dev major:minor of a devnode entity, 0:0 if none)
+    entity_legacy: tuple[tuple[int, int, int], ...]
     devnames: dict[tuple[int, int], str]  # major:minor -> /dev path, for nodes that exist
     anomalies: tuple[str, ...] = ()
     inferred: frozenset[str] = frozenset()
@@ -57,6 +58,8 @@ class MediaDeviceView:
             return "ANOMALY"
         if not self.registered:
             return "held, not registered"
+        if self.holders and all(h.state == "deferred" for h in self.holders):
+            return "deferred release"
         return "shared" if self.shared and len(self.holders) > 1 else "registered"
 
 

@@ -34,7 +34,7 @@ class ScriptError(ValueError):
     """A malformed script, with where: ``FILE:LINE: message``."""
 
     def __init__(self, path: str, line: int, message: str) -> None:
-        super().__init__(f"{path}:{line}: {message}")
+        super().__init__(f"{path}:{line}: {message}" if line else f"{path}: {message}")
         self.line = line
 
 

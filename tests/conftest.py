@@ -1,20 +1,14 @@
 from __future__ import annotations
 
-import itertools
-
 import pytest
 from hypothesis import settings
 
 from allocator import Kernel
+from mdtui.scenarios import fake_clock
 
 settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True)
 settings.register_profile("dev", max_examples=30, deadline=None)
 settings.load_profile("ci")
-
-
-def fake_clock() -> itertools.count:
-    ticks = itertools.count()
-    return lambda: next(ticks) / 1000.0
 
 
 def make_kernel(*drivers: str, plug: tuple[str, ...] = (), **kwargs: object) -> Kernel:

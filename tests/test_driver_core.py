@@ -100,3 +100,40 @@ def test_rebind_audio_skips_the_still_claimed_stream(hvr: Kernel) -> None:
     assert any(e.text == "1:2: skipping, already claimed" for e in hvr.events.history)
     assert "/dev/snd/pcmC0D0c" not in hvr.devices.nodes
     assert "/dev/snd/controlC0" in hvr.devices.nodes
+
+
+def test_dvb_registration_failure_is_not_fatal_and_leaks_nothing() -> None:
+    from allocator.device import MinorAllocator
+
+    k = make_kernel("au0828", "snd_usb_audio")
+    k.dvb_adapters = MinorAllocator(1)  # CONFIG_DVB_MAX_ADAPTERS=1
+    k.plug("hvr950q")
+    k.plug("hvr950q")
+    second = k.allocator.instances()[1]
+    names = {e.name for e in second.mdev.entities.values()}
+    assert "au0828a video" in names and "dvb-demux" not in names
+    assert any("au0828_dvb_register failed" in e.text for e in k.events.history)
+    assert k.check() == []
+    k.unplug("1-1")
+    k.unplug("1-2")
+    assert k.allocator.instances() == [] and k.check() == []
+
+
+def test_probe_failing_midway_unwinds_through_disconnect() -> None:
+    from allocator.device import MinorAllocator
+
+    k = make_kernel("au0828", "snd_usb_audio")
+    k.video_minors = MinorAllocator(1)  # the VBI node finds no minor
+    k.plug("hvr950q")
+    assert k.usb.find_interface("1-1:1.0").driver is None
+    assert any("probe with driver au0828 failed with error -23" in e.text for e in k.events.history)
+    [inst] = k.allocator.instances()
+    assert {e.name for e in inst.mdev.entities.values()} == {"USB Mixer"}  # au0828's graph is gone
+    assert k.video_minors.in_use() == frozenset()
+    # ...but not its reference: au0828_unregister_media_device() skips media_device_delete()
+    # when the device was never registered (au0828 registers it last in probe), so mainline
+    # leaks the reference, and the device can never be released.
+    assert inst.refcount.refcount == 2
+    assert [v.message for v in k.check()] == ["refcount 2 != 1 holders (snd-usb-audio 1-1:1.1)"]
+    k.unbind("snd-usb-audio", "1-1:1.1")
+    assert inst.refcount.refcount == 1 and not inst.released

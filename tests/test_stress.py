@@ -52,8 +52,10 @@ def _worker(k: Kernel, seed: int, failures: list[BaseException], counts: list[in
     counts.append(done)
 
 
-def _run(variant: str) -> Kernel:
+def _run(variant: str) -> tuple[Kernel, list[str]]:
     k = make_kernel("au0828", "snd_usb_audio", "uvcvideo", variant=variant)
+    trace: list[str] = []  # every trace line, however long the kernel's own history is
+    k.subscribe(lambda e: trace.append(e.text) if e.kind == "trace" else None)
     failures: list[BaseException] = []
     counts: list[int] = []
     threads = [threading.Thread(target=_worker, args=(k, seed, failures, counts)) for seed in range(THREADS)]
@@ -68,19 +70,18 @@ def _run(variant: str) -> Kernel:
         k.close(fd)
     for dev in list(k.usb.devices()):
         k.unplug(dev.name)
-    return k
+    return k, trace
 
 
-def _allocated_and_released(k: Kernel) -> tuple[int, int]:
-    texts = [e.text for e in k.events.history if e.kind == "trace"]
+def _allocated_and_released(texts: list[str]) -> tuple[int, int]:
     allocated = sum("Allocated media device for owner" in t for t in texts)
     released = sum(t.endswith("releasing Media Device") for t in texts)
     return allocated, released
 
 
 def test_threads_fixed_variant() -> None:
-    k = _run("fixed")
-    allocated, released = _allocated_and_released(k)
+    k, trace = _run("fixed")
+    allocated, released = _allocated_and_released(trace)
     assert allocated > 0 and allocated == released
     assert k.allocator.instances() == [] and k.media_devices() == []
     assert k.check() == []
@@ -89,8 +90,8 @@ def test_threads_fixed_variant() -> None:
 def test_threads_mainline_only_ever_shows_the_known_races() -> None:
     """On mainline the close()-path release can race a probe, and rmmod of the owner can race
     a sharer's probe; if they do, only those races' own signatures may show."""
-    k = _run("mainline")
-    allocated, released = _allocated_and_released(k)
+    k, trace = _run("mainline")
+    allocated, released = _allocated_and_released(trace)
     assert allocated == released
     known = {
         "refcount_t: addition on 0; use-after-free.",  # the kref window...

@@ -12,7 +12,7 @@ from allocator import Kernel, KernelError
 def _link_enabled(k: Kernel, source: str, sink: str) -> bool:
     mdev = k.allocator.instances()[0].mdev
     ent = {e.name: e for e in mdev.entities.values()}
-    link = next(ln for ln in ent[source].links.values() if not ln.is_backlink and ln.sink.entity is ent[sink])
+    link = next(ln for ln in ent[source].links if not ln.is_backlink and ln.sink.entity is ent[sink])
     return bool(link.flags & 1)
 
 

@@ -160,6 +160,15 @@ class Au0828Driver(UsbDriver):
             self.log.pr_err("au0828: au0828_usb_probe() au0828_media_device_init failed")
             raise
         self.devs.append(dev)
+        try:
+            self._probe_rest(dev)
+        except KernelError:
+            intf.intfdata = dev
+            self.disconnect(intf)  # "done: if (retval < 0) au0828_usb_disconnect(interface)"
+            raise
+
+    def _probe_rest(self, dev: Au0828Dev) -> None:
+        intf = dev.intf
         mdev = dev.media_dev
         dev.v4l2_dev = v4l2.V4l2Device(self.k, intf, mdev, lambda: self._v4l2_release(dev), dev)
         bus = self.k.i2c_buses.get()
@@ -180,7 +189,10 @@ class Au0828Driver(UsbDriver):
         dev.v4l2_dev.register_subdev(dev.tuner)
         intf.intfdata = dev
         self._analog_register(dev)
-        self._dvb_register(dev)
+        try:
+            self._dvb_register(dev)
+        except KernelError:  # logged, not fatal: the analog side works without DVB
+            self.log.pr_err("au0828: au0828_usb_probe() au0828_dvb_register failed")
         self.log.pr_info(f"au0828: Registered device AU0828 [{dev.board}]")
         self._media_device_register(dev)
 
@@ -201,12 +213,16 @@ class Au0828Driver(UsbDriver):
 
     def _dvb_register(self, dev: Au0828Dev) -> None:
         adapter = dvb.dvb_register_adapter(self.k, "au0828", self.module, dev.intf.udev, dev.media_dev, dev)
+        try:
+            dvb.dvb_register_device(adapter, "frontend", FRONTEND_NAME)
+            dvb.dvb_register_device(adapter, "demux", "dvb-demux", demux_sink_pads=256)
+            dvb.dvb_register_device(adapter, "dvr", demux_sink_pads=256)
+            dvb.dvb_register_device(adapter, "net")
+            dvb.dvb_create_media_graph(adapter)
+        except KernelError:
+            dvb.dvb_unregister_adapter(adapter)  # the unwind order of au0828_dvb_register()
+            raise
         dev.adapter = adapter
-        dvb.dvb_register_device(adapter, "frontend", FRONTEND_NAME)
-        dvb.dvb_register_device(adapter, "demux", "dvb-demux", demux_sink_pads=256)
-        dvb.dvb_register_device(adapter, "dvr", demux_sink_pads=256)
-        dvb.dvb_register_device(adapter, "net")
-        dvb.dvb_create_media_graph(adapter)
 
     def _media_device_register(self, dev: Au0828Dev) -> None:
         mdev = dev.media_dev
@@ -227,7 +243,7 @@ class Au0828Driver(UsbDriver):
                 elif entity.function == MEDIA_ENT_F_DTV_DEMOD:
                     demod = entity
             if dev.tuner is not None:
-                for link in list(dev.tuner.links.values()):
+                for link in list(dev.tuner.links):
                     if not link.is_backlink and link.sink.entity in (demod, dev.decoder):  # type: ignore[union-attr]
                         mdev.media_entity_setup_link(link, 0)
         dev.notify = EntityNotify(self._graph_notify, dev)
@@ -284,7 +300,7 @@ class Au0828Driver(UsbDriver):
         found = next(
             (
                 ln
-                for ln in sink_ent.links.values()
+                for ln in sink_ent.links
                 if ln.sink.entity is sink_ent and ln.source.entity is find_source  # type: ignore[union-attr]
             ),
             None,
@@ -346,8 +362,12 @@ class Au0828Driver(UsbDriver):
         for vdev in (dev.vdev, dev.vbi_dev):
             if vdev is not None:
                 v4l2.video_unregister_device(vdev)
-        assert dev.v4l2_dev is not None
-        dev.v4l2_dev.put()
+        if dev.v4l2_dev is not None:
+            dev.v4l2_dev.put()
+        else:  # probe failed before v4l2_device_register(): release at once
+            self._unregister_media_device(dev)
+            dev.alive = False
+            self.devs.remove(dev)
 
     def _v4l2_release(self, dev: Au0828Dev) -> None:
         """``au0828_usb_v4l2_release()`` -> v4l2_device_unregister, connectors, usb_release."""

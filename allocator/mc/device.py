@@ -16,6 +16,7 @@ taken from another thread never sees half an operation.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import threading
@@ -204,9 +205,9 @@ class MediaDevice:
             self._unregister_entity(entity)
 
     def _unregister_entity(self, entity: Entity) -> None:
-        for link in list(entity.intf_links.values()):
+        for link in list(entity.intf_links):
             self._remove_intf_link(link)
-        for link in list(entity.links.values()):
+        for link in list(entity.links):
             self._remove_link(link)
         for pad in entity.pads:
             self._gobj_destroy(pad, self.pads)
@@ -232,12 +233,13 @@ class MediaDevice:
         with self.graph_mutex:
             self._gobj_create(MEDIA_GRAPH_LINK, link, self.links)
             intf.links[link.id] = link
-            entity.intf_links[link.id] = link
+            entity.intf_links.append(link)
         return link
 
     def _remove_intf_link(self, link: Link) -> None:
         link.source.links.pop(link.id, None)  # type: ignore[union-attr]
-        link.sink.intf_links.pop(link.id, None)  # type: ignore[union-attr]
+        with contextlib.suppress(ValueError):  # already gone with its entity
+            link.sink.intf_links.remove(link)  # type: ignore[union-attr]
         self._gobj_destroy(link, self.links)
 
     def media_create_pad_link(self, source: Entity, source_pad: int, sink: Entity, sink_pad: int, flags: int) -> Link:
@@ -258,9 +260,9 @@ class MediaDevice:
         link.reverse, back.reverse = back, link
         with self.graph_mutex:
             self._gobj_create(MEDIA_GRAPH_LINK, link, self.links)
-            source.links[link.id] = link
+            source.links.append(link)
             self._gobj_create(MEDIA_GRAPH_LINK, back, self.links)
-            sink.links[back.id] = back
+            sink.links.append(back)
             source.num_links += 1
             sink.num_links += 1
             sink.num_backlinks += 1
@@ -272,7 +274,11 @@ class MediaDevice:
             if half is None:
                 continue
             owner = half.sink.entity if half.is_backlink else half.source.entity  # type: ignore[union-attr]
-            if owner.links.pop(half.id, None) is not None:
+            try:
+                owner.links.remove(half)  # one scan; the demux's list is 513 long
+            except ValueError:
+                pass
+            else:
                 owner.num_links -= 1
                 if half.is_backlink:
                     owner.num_backlinks -= 1
@@ -346,6 +352,11 @@ class MediaDevice:
                 out.append(EntityDesc(e.id, e.name, etype, e.flags, len(e.pads), links, major, minor))
         return tuple(out)
 
+    def legacy_types(self) -> tuple[tuple[int, int, int], ...]:
+        """(ENUM_ENTITIES type, info.dev major, minor) of every entity, in G_TOPOLOGY order:
+        what the legacy view adds to G_TOPOLOGY."""
+        return tuple((d.type, d.major, d.minor) for d in self.enum_entities())
+
     def enum_links(self, entity_id: int) -> tuple[tuple[PadDesc, ...], tuple[LinkDesc, ...]]:
         """MEDIA_IOC_ENUM_LINKS: the entity's pads and its outbound data links (EINVAL for an
         unknown entity)."""
@@ -360,7 +371,7 @@ class MediaDevice:
                     PadDesc(ln.sink.entity.id, ln.sink.index, ln.sink.flags),  # type: ignore[union-attr]
                     ln.flags,
                 )
-                for ln in e.links.values()
+                for ln in e.links
                 if not ln.is_backlink
             )
         return pads, links

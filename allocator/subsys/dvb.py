@@ -91,7 +91,8 @@ def dvb_register_adapter(
     k: Kernel, name: str, module: Module | None, parent: Device, mdev: MediaDevice | None, owner: object
 ) -> DvbAdapter:
     num = k.dvb_adapters.get()
-    if num is None:
+    if num is None:  # all CONFIG_DVB_MAX_ADAPTERS numbers taken
+        k.printk.pr_err("dvbdev: DVB: no free adapter number")
         raise KernelError(errno.ENFILE, "dvbdev: no free adapter number")
     k.printk.pr_info(f"dvbdev: DVB: registering new adapter ({name})")
     return DvbAdapter(k, num, name, module, parent, mdev, owner)

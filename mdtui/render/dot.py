@@ -31,7 +31,7 @@ def _quote(text: str) -> str:
 
 
 def print_dot(dev: MediaDeviceView, interfaces: bool = False) -> str:
-    ents = legacy.build(dev.entity_descs, dev.entity_links, dev.devnames)
+    ents = legacy.build(dev)
     flags = {(p.entity_id, p.index): p.flags for p in dev.topology.pads}
     out = ["digraph board {", "\trankdir=TB"]
     if interfaces:

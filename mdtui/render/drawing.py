@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
+from rich.measure import Measurement
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -98,3 +99,20 @@ def _box(name: str, function: int, edges: dict[tuple[str, int, bool], list[int]]
         body.append(f"\n{pad_range(pads)} {arrow} ", style=style)
         body.append(f"{target}{count}", style="" if enabled else "dim")
     return Panel(body, title=name, title_align="left", border_style="blue", expand=False)
+
+
+def to_text(renderable: RenderableType) -> Text:
+    """Render once, at the drawing's natural width, into a styled ``Text``: a widget can
+    measure and paint that cheaply, where a grid of panels is re-measured on every layout."""
+    console = Console(width=10_000, color_system="truecolor", file=None, legacy_windows=False)
+    options = console.options
+    width = Measurement.get(console, options, renderable).maximum
+    lines = console.render_lines(renderable, options.update_width(width), pad=False)
+    text = Text(no_wrap=True, overflow="ignore")
+    for n, line in enumerate(lines):
+        if n:
+            text.append("\n")
+        for segment in line:
+            if not segment.control:
+                text.append(segment.text, segment.style)
+    return text

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from allocator.mc.topology import EntityDesc, LinkDesc
+from allocator.mc.topology import EntityDesc, LinkDesc, PadDesc
+
+from ..model import MediaDeviceView
 
 MEDIA_ENT_TYPE_MASK = 0x00FF0000
 MEDIA_ENT_SUBTYPE_MASK = 0x0000FFFF
@@ -43,17 +45,26 @@ def type_names(etype: int) -> tuple[str, str]:
     return "Unknown", "Unknown"
 
 
-def build(
-    descs: tuple[EntityDesc, ...], links: tuple[LinkDesc, ...], devnames: dict[tuple[int, int], str]
-) -> dict[int, LegacyEntity]:
-    """Entities by id, each with its links in libmediactl's order."""
-    ents = {
-        d.id: LegacyEntity(d, devnames.get((d.major, d.minor), "") if d.major else "")
-        for d in sorted(descs, key=lambda d: d.id)
-    }
+def build(dev: MediaDeviceView) -> dict[int, LegacyEntity]:
+    """Entities by id, each with its links in libmediactl's order, derived from G_TOPOLOGY
+    (outbound data links per source entity keep their creation order, as ENUM_LINKS does)."""
+    t = dev.topology
+    pads = {p.id: p for p in t.pads}
+    npads: dict[int, int] = {}
+    for p in t.pads:
+        npads[p.entity_id] = npads.get(p.entity_id, 0) + 1
     by_source: dict[int, list[LinkDesc]] = {}
-    for link in links:
-        by_source.setdefault(link.source.entity, []).append(link)
+    for ln in t.links:
+        src, dst = pads.get(ln.source_id), pads.get(ln.sink_id)
+        if src is None or dst is None:
+            continue  # an interface link: not in the legacy view
+        source, sink = PadDesc(src.entity_id, src.index, src.flags), PadDesc(dst.entity_id, dst.index, dst.flags)
+        link = LinkDesc(source, sink, ln.flags)
+        by_source.setdefault(src.entity_id, []).append(link)
+    ents: dict[int, LegacyEntity] = {}
+    for e, (etype, major, minor) in sorted(zip(t.entities, dev.entity_legacy, strict=True), key=lambda x: x[0].id):
+        desc = EntityDesc(e.id, e.name, etype, e.flags, npads.get(e.id, 0), len(by_source.get(e.id, ())), major, minor)
+        ents[e.id] = LegacyEntity(desc, dev.devnames.get((major, minor), "") if major else "")
     for eid in ents:
         for link in by_source.get(eid, ()):
             ents[eid].links.append(link)

@@ -40,7 +40,7 @@ def media_ctl_p(dev: MediaDeviceView) -> str:
         "",
         "Device topology",
     ]
-    ents = legacy.build(dev.entity_descs, dev.entity_links, dev.devnames)
+    ents = legacy.build(dev)
     pad_flags = {(p.entity_id, p.index): p.flags for p in dev.topology.pads}
     for ent in ents.values():
         d = ent.desc

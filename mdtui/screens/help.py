@@ -16,7 +16,7 @@ One media device (`/dev/mediaN`) can be shared by several drivers through the ke
 it for the USB device, later drivers take a reference (and one on the owner's module), and
 the last `media_device_delete()` unregisters and frees it.
 
-**Devices** (left): `⇄` marks a shared device; *ref* is the allocator's refcount;
+**Devices** (top): `⇄` marks a shared device; *ref* is the allocator's refcount;
 *held, not registered* means a driver still holds it but `/dev/mediaN` is gone.
 **Allocator**: key USB device, owner module and its refcnt, and why each holder holds it.
 **Graph**: entities by function with their pads and links; numbered runs (DVB ts-outs) are

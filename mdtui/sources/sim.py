@@ -32,11 +32,14 @@ class SimSource:
     kind = "sim"
     simulated = True
     read_only = False
+    #: a snapshot here is a few milliseconds of CPU and no I/O: the app builds it on its
+    #: event loop (a source that reads devices sets this False and gets a worker thread)
+    snapshot_on_loop = True
 
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
         self.lock = threading.RLock()
-        self._graphs: dict[int, tuple[int, Any, Any, Any]] = {}
+        self._graphs: dict[int, tuple[int, Any, Any]] = {}
 
     # -- events ------------------------------------------------------------------------
 
@@ -104,6 +107,9 @@ class SimSource:
             ModuleView(name, mod.refcnt, tuple(m.name for m in k.modules.values() if name in m.deps))
             for name, mod in sorted(k.modules.items())
         ) + tuple(ModuleView(name, None) for name in sorted(k.builtin))
+        below: dict[str, list[str]] = {}  # /dev nodes by the USB device they sit under
+        for path, d in nodes.items():
+            below.setdefault("/".join(d.devpath.split("/", 6)[:6]), []).append(path)
         usb = tuple(
             UsbDeviceView(
                 u.name,
@@ -111,7 +117,7 @@ class SimSource:
                 u.desc.product_id,
                 u.desc.product,
                 tuple(InterfaceView(i.name, i.desc.cls, i.desc.subclass, i.driver) for i in u.interfaces),
-                tuple(sorted(p for p, d in nodes.items() if d.devpath.startswith(u.devpath + "/"))),
+                tuple(sorted(p for p in below.get(u.devpath, ()) if p != u.node)),
             )
             for u in k.usb.devices()
         )
@@ -142,11 +148,9 @@ class SimSource:
         cached = self._graphs.get(id(mdev))
         if cached is None or cached[0] != mdev.generation:
             with mdev.graph_mutex:
-                descs = mdev.enum_entities()
-                links = tuple(ln for e in descs for ln in mdev.enum_links(e.id)[1])
-                cached = (mdev.generation, mdev.topology(), descs, links)
+                cached = (mdev.generation, mdev.topology(), mdev.legacy_types())
             self._graphs[id(mdev)] = cached
-        _, topology, descs, links = cached
+        _, topology, legacy = cached
         dev = mdev.dev
         usb_name = getattr(dev, "udev", dev).name if dev is not None else "?"
         key = dev.name if dev is not None else "?"
@@ -161,7 +165,7 @@ class SimSource:
         name = label(mdev)
         mine = {name, f"usb {usb_name}"}
         anomalies = tuple(v.message for v in violations if v.device in mine)
-        wanted = {(i.major, i.minor) for i in topology.interfaces} | {(e.major, e.minor) for e in descs if e.major}
+        wanted = {(i.major, i.minor) for i in topology.interfaces} | {(ma, mi) for _, ma, mi in legacy if ma}
         return MediaDeviceView(
             key=key,
             usb_device=usb_name,
@@ -174,8 +178,7 @@ class SimSource:
             owner_refs_from_sharers=sharers,
             holders=tuple(held),
             topology=topology,
-            entity_descs=descs,
-            entity_links=links,
+            entity_legacy=legacy,
             devnames={d: devt_names[d] for d in wanted if d in devt_names},
             anomalies=anomalies,
         )

@@ -33,10 +33,12 @@ def render_detail(dev: MediaDeviceView | None, snap: SystemSnapshot) -> Renderab
             grid.add_row("owner module", "built in (no module references)")
     else:
         grid.add_row("allocator", Text("not shared: the driver's own media device", style="dim"))
-    holders = Table.grid(padding=(0, 2))
-    for h in dev.holders:
-        style = "yellow" if h.state == "deferred" else ""
-        holders.add_row(Text(h.driver, style="bold"), h.interface, Text(h.reason, style=style))
+    holders = Text()
+    width = max((len(h.driver) for h in dev.holders), default=0)
+    for n, h in enumerate(dev.holders):
+        holders.append(("\n" if n else "") + f"{h.driver:<{width}}", style="bold")
+        holders.append(f"  {h.interface}  ")
+        holders.append(h.reason, style="yellow" if h.state == "deferred" else "")
     grid.add_row("holders", holders if dev.holders else Text("none", style="dim"))
     reg = Text(f"yes, {dev.devnode}") if dev.registered else Text("no: held, not registered", style="yellow")
     grid.add_row("registered", reg)
@@ -53,4 +55,10 @@ def render_detail(dev: MediaDeviceView | None, snap: SystemSnapshot) -> Renderab
 
 class Detail(Static):
     def show(self, dev: MediaDeviceView | None, snap: SystemSnapshot) -> None:
+        key = None
+        if dev is not None:
+            key = (dev.key, dev.devnode, dev.refcount, dev.owner_refcnt, dev.holders, dev.anomalies, dev.topology)
+        if key is not None and key == getattr(self, "_shown", None):
+            return
+        self._shown = key
         self.update(render_detail(dev, snap))

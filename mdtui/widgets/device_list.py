@@ -7,26 +7,32 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from ..model import MediaDeviceView, SystemSnapshot
+from .tables import CompactTable
 
-STATE_STYLE = {"ANOMALY": "bold red", "held, not registered": "yellow", "shared": "bold green"}
+STATE_STYLE = {
+    "ANOMALY": "bold red",
+    "held, not registered": "yellow",
+    "deferred release": "yellow",
+    "shared": "bold green",
+}
 
 
-class DeviceList(DataTable[Text | str]):
+class DeviceList(CompactTable[Text]):
     class Selected(Message):
         def __init__(self, key: str | None) -> None:
             super().__init__()
             self.key = key
 
+    COLUMNS = ("mark", "node", "model", "driver", "ref", "holders", "state")
+
     def on_mount(self) -> None:
+        super().on_mount()
         self.cursor_type = "row"
         self.zebra_stripes = True
-        self.add_column("", key="mark", width=1)
-        self.add_column("node", key="node")
-        self.add_column("driver", key="driver")
-        self.add_column("ref", key="ref")
-        self.add_column("holders", key="holders")
-        self.add_column("state", key="state")
-        self.add_column("model", key="model")
+        self._keys: list[str] = []
+        self._shown: dict[str, tuple[Text, ...]] = {}
+        for key in self.COLUMNS:
+            self.add_column("" if key == "mark" else key, key=key, width=1 if key == "mark" else None)
 
     @property
     def selected_key(self) -> str | None:
@@ -35,23 +41,35 @@ class DeviceList(DataTable[Text | str]):
         return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
 
     def show(self, snap: SystemSnapshot) -> None:
+        """Update changed cells in place; rebuild only when devices come or go."""
+        rows = {dev.key: self._cells(dev) for dev in snap.media_devices}
+        if list(rows) == self._keys:
+            for key, cells in rows.items():
+                old = self._shown.get(key, ())
+                for column, value, before in zip(self.COLUMNS, cells, old, strict=True):
+                    if value != before:  # widen a column only when a cell outgrows it
+                        wider = len(str(value)) > self.columns[column].content_width  # type: ignore[index]
+                        self.update_cell(key, column, value, update_width=wider)
+            self._shown = rows
+            return
         keep = self.selected_key
         self.clear()
-        for dev in snap.media_devices:
-            self.add_row(*self._cells(dev), key=dev.key)
-        keys = [d.key for d in snap.media_devices]
-        if keep in keys:
-            self.move_cursor(row=keys.index(keep))
+        for key, cells in rows.items():
+            self.add_row(*cells, key=key)
+        self._keys, self._shown = list(rows), rows
+        if keep in self._keys:
+            self.move_cursor(row=self._keys.index(keep))
         self.post_message(self.Selected(self.selected_key))
 
     @staticmethod
-    def _cells(dev: MediaDeviceView) -> tuple[Text | str, ...]:
+    def _cells(dev: MediaDeviceView) -> tuple[Text, ...]:
+        """Every cell a Text: plain strings would be parsed as markup on every render."""
         mark = Text("⇄", style="bold cyan") if dev.shared else Text(" ")
         node = Text(dev.name, style="" if dev.registered else "italic yellow")
-        ref = "-" if dev.refcount is None else str(dev.refcount)
-        holders = "+".join(sorted({h.driver for h in dev.holders})) or "none"
+        ref = Text("-" if dev.refcount is None else str(dev.refcount))
+        holders = Text(", ".join(sorted({h.driver for h in dev.holders})) or "none")
         state = Text(dev.state, style=STATE_STYLE.get(dev.state, ""))
-        return mark, node, dev.info.driver, ref, holders, state, dev.info.model
+        return mark, node, Text(dev.info.model), Text(dev.info.driver), ref, holders, state
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()

@@ -14,8 +14,8 @@ from allocator import Event
 from ..changes import Change
 from ..watch import STYLES, event_text
 
-KEEP = 5000
-
+KEEP = 5000  # entries kept for filtering
+SHOWN = 300  # rendered lines the log keeps (each costs ~50 GC-tracked objects)
 
 class Entry(NamedTuple):
     time: float
@@ -44,7 +44,7 @@ class Entry(NamedTuple):
 
 class EventLog(RichLog):
     def __init__(self, **kwargs: object) -> None:
-        super().__init__(max_lines=KEEP, wrap=False, markup=False, highlight=False, **kwargs)  # type: ignore[arg-type]
+        super().__init__(max_lines=SHOWN, wrap=False, markup=False, highlight=False, **kwargs)  # type: ignore[arg-type]
         self.entries: deque[Entry] = deque(maxlen=KEEP)
         self.query_text = ""
 
@@ -56,15 +56,17 @@ class EventLog(RichLog):
 
     def _add(self, entries: list[Entry]) -> None:
         self.entries.extend(entries)
-        for entry in entries:
-            if entry.matches(self.query_text):
-                self.write(entry.render())
+        self._write([e for e in entries if e.matches(self.query_text)])
+
+    def _write(self, entries: list[Entry]) -> None:
+        """One write per batch: every write re-lays out the screen (its virtual size grows)."""
+        if entries:
+            self.write(Text("\n").join(e.render() for e in entries))
 
     def set_filter(self, query: str) -> int:
         """Show only matching entries; returns how many match."""
         self.query_text = query.strip()
         self.clear()
         shown = [e for e in self.entries if e.matches(self.query_text)]
-        for entry in shown:
-            self.write(entry.render())
+        self._write(shown[-SHOWN:])
         return len(shown)

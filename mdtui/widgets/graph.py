@@ -6,14 +6,15 @@ from __future__ import annotations
 from collections import defaultdict
 
 from rich.text import Text
-from textual.widgets import DataTable, Static, Tree
+from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
 
 from allocator.mc import uapi
 
 from ..model import MediaDeviceView
-from ..render.drawing import NUMBERED, draw, fold_groups, short_function
+from ..render.drawing import NUMBERED, draw, fold_groups, short_function, to_text
 from ..render.text import link_flags
+from .tables import CompactTable
 
 FOLDED = "folded"
 
@@ -34,6 +35,20 @@ class EntityTree(Tree[object]):
             self.root.set_label("no device")
             return
         t = dev.topology
+        self._names = {e.id: e.name for e in t.entities}
+        self._entities = {e.id: e for e in t.entities}
+        self._pads: dict[int, list] = defaultdict(list)
+        pad_of = {p.id: p for p in t.pads}
+        for p in t.pads:
+            self._pads[p.entity_id].append(p)
+        self._pad_links: dict[int, list[str]] = defaultdict(list)
+        for ln in t.links:
+            if ln.flags & uapi.MEDIA_LNK_FL_INTERFACE_LINK or ln.source_id not in pad_of or ln.sink_id not in pad_of:
+                continue
+            src, dst = pad_of[ln.source_id], pad_of[ln.sink_id]
+            flags = link_flags(ln.flags)
+            self._pad_links[src.id].append(f"→ {self._names[dst.entity_id]}:{dst.index} [{flags}]")
+            self._pad_links[dst.id].append(f"← {self._names[src.entity_id]}:{src.index} [{flags}]")
         self.root.set_label(f"{dev.name}: {len(t.entities)} entities")
         folds = fold_groups(dev)
         folded_ids = {eid for ids in folds.values() for eid in ids}
@@ -52,25 +67,13 @@ class EntityTree(Tree[object]):
         self.root.expand()
 
     def _add_entity(self, parent: TreeNode[object], eid: int) -> None:
-        assert self._dev is not None
-        t = self._dev.topology
-        ent = next(e for e in t.entities if e.id == eid)
+        ent = self._entities[eid]
         node = parent.add(Text.assemble((ent.name, "bold"), f"  id {ent.id}"), data=eid)
-        pads = [p for p in t.pads if p.entity_id == eid]
-        names = {e.id: e.name for e in t.entities}
-        pad_of = {p.id: p for p in t.pads}
-        for p in pads:
+        for p in self._pads[eid]:
             kind = "sink" if p.flags & uapi.MEDIA_PAD_FL_SINK else "source"
-            pnode = node.add(f"pad{p.index} {kind}")
-            for ln in t.links:
-                if ln.flags & uapi.MEDIA_LNK_FL_INTERFACE_LINK:
-                    continue
-                if ln.source_id == p.id and ln.sink_id in pad_of:
-                    other = pad_of[ln.sink_id]
-                    pnode.add_leaf(f"→ {names[other.entity_id]}:{other.index} [{link_flags(ln.flags)}]")
-                elif ln.sink_id == p.id and ln.source_id in pad_of:
-                    other = pad_of[ln.source_id]
-                    pnode.add_leaf(f"← {names[other.entity_id]}:{other.index} [{link_flags(ln.flags)}]")
+            pnode = node.add(Text(f"pad{p.index} {kind}"))
+            for line in self._pad_links[p.id]:
+                pnode.add_leaf(Text(line))
 
     def on_tree_node_expanded(self, event: Tree.NodeExpanded[object]) -> None:
         data = event.node.data
@@ -92,7 +95,7 @@ class GraphDrawing(Static):
         if key == self._shown:
             return
         self._shown = key
-        self.update(draw(dev, self.expanded) if dev is not None else Text("no device", style="dim"))
+        self.update(to_text(draw(dev, self.expanded)) if dev is not None else Text("no device", style="dim"))
 
     def toggle_folds(self) -> bool:
         """Expand every folded run, or fold them again; returns True when expanded."""
@@ -103,12 +106,17 @@ class GraphDrawing(Static):
         return bool(self.expanded)
 
 
-class InterfaceTable(DataTable[str]):
+class InterfaceTable(CompactTable[str]):
     def on_mount(self) -> None:
+        super().on_mount()
         self.cursor_type = "row"
         self.add_columns("id", "type", "node", "dev", "linked entities")
 
     def show(self, dev: MediaDeviceView | None) -> None:
+        shown = (dev.topology, tuple(sorted(dev.devnames.items()))) if dev is not None else None
+        if shown == getattr(self, "_shown", False):
+            return
+        self._shown = shown
         self.clear()
         if dev is None:
             return

@@ -1,0 +1,114 @@
+"""Named screens on deterministic simulated machines: the snapshot tests and
+``python -m mdtui.scenarios DIR`` (the README's screenshots) use the same list.
+
+Each scenario is the default world (fake clock, so times are stable), some lifecycle steps
+run through the app as a user's actions would be, then a tab or keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from textual.command import CommandInput
+from textual.pilot import Pilot
+from textual.widgets import TabbedContent
+
+from .app import MdtuiApp
+from .script import parse
+from .sources.sim import build
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    steps: str = ""
+    tab: str | None = None
+    keys: tuple[str, ...] = ()
+    size: tuple[int, int] = (120, 40)
+    palette: str | None = None  # open the command palette and type this
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+SCENARIOS = [
+    Scenario("default_world_wide", "The default world: a shared HVR-950Q and a webcam"),
+    Scenario("default_world_80x24", "The same at 80x24", size=(80, 24)),
+    Scenario("after_unbinding_au0828", "au0828 unbound: refcount 1, still registered", "unbind au0828 1-1:1.0"),
+    Scenario(
+        "after_unbinding_both", "Both unbound: the media device is released",
+        "unbind au0828 1-1:1.0\nunbind snd-usb-audio 1-1:1.1",
+    ),
+    Scenario("rmmod_refused", "rmmod au0828 refused while the sharer pins it", "unbind au0828 1-1:1.0\nrmmod au0828"),
+    Scenario("graph_drawing_hvr950q", "The HVR-950Q's data links, ts-outs folded", tab="tab-drawing", size=(160, 40)),
+    Scenario("graph_tree_hvr950q", "Entities by function, pads and links", tab="tab-graph"),
+    Scenario(
+        "deferred_release_through_open_video0", "au0828 unbound but kept by an open /dev/video0",
+        "open /dev/video0\nunbind au0828 1-1:1.0\nunbind snd-usb-audio 1-1:1.1",
+    ),
+    Scenario("help", "Help", keys=("question_mark",)),
+    Scenario("command_palette", "Every action in the command palette", palette="unbind"),
+]
+BY_NAME = {s.name: s for s in SCENARIOS}
+
+
+def fake_clock() -> Callable[[], float]:
+    ticks = itertools.count()
+    return lambda: next(ticks) / 1000.0
+
+
+def make_app(scenario: Scenario | None = None, export_dir: Path | None = None) -> MdtuiApp:
+    """The default world, with a clock that ticks 1 ms per reading."""
+    source, _ = build(clock=fake_clock())
+    return MdtuiApp(source, export_dir=export_dir)
+
+
+def run_before(scenario: Scenario) -> Callable[[Pilot], object]:
+    async def prepare(pilot: Pilot) -> None:
+        app: MdtuiApp = pilot.app  # type: ignore[assignment]
+        await app.settle()
+        for step in parse(scenario.steps):
+            app.perform(step)
+            await app.settle()
+        if scenario.tab:
+            app.query_one(TabbedContent).active = scenario.tab
+        if scenario.keys:
+            await pilot.press(*scenario.keys)
+        if scenario.palette is not None:
+            await pilot.press("ctrl+p")
+            await pilot.pause()
+            for box in app.screen.query(CommandInput):
+                box.cursor_blink = False
+            await pilot.press(*scenario.palette)
+            await pilot.pause(0.5)
+        await app.settle()
+        await pilot.pause()
+
+    return prepare
+
+
+async def screenshot(scenario: Scenario, directory: Path) -> Path:
+    app = make_app(scenario)
+    async with app.run_test(size=scenario.size) as pilot:
+        await run_before(scenario)(pilot)
+        path = directory / f"{scenario.name}.svg"
+        path.write_text(app.export_screenshot(title=f"mdtui: {scenario.title}"))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mdtui.scenarios DIR``: write one SVG per scenario into DIR."""
+    args = sys.argv[1:] if argv is None else argv
+    directory = Path(args[0] if args else "screenshots")
+    directory.mkdir(parents=True, exist_ok=True)
+    for scenario in SCENARIOS:
+        print(asyncio.run(screenshot(scenario, directory)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
