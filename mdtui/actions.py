@@ -56,8 +56,11 @@ def plug(snap: SystemSnapshot) -> list[Choice]:
     ]
 
 
-def unplug(snap: SystemSnapshot) -> list[Choice]:
-    return [Choice(f"unplug {u.name} ({u.product})", _step("unplug", u.name)) for u in snap.usb_devices]
+def unplug(snap: SystemSnapshot, dev: MediaDeviceView | None = None) -> list[Choice]:
+    """Every USB device, the selected media device's first."""
+    first = dev.usb_device if dev else None
+    ordered = sorted(snap.usb_devices, key=lambda u: u.name != first)
+    return [Choice(f"unplug {u.name} ({u.product})", _step("unplug", u.name)) for u in ordered]
 
 
 def modprobe(snap: SystemSnapshot) -> list[Choice]:
@@ -84,5 +87,5 @@ def everything(snap: SystemSnapshot, dev: MediaDeviceView | None, simulated: boo
     """Every step that makes sense now, for the command palette."""
     out = unbind(snap, dev) + bind(snap, dev)
     if simulated:
-        out += plug(snap) + unplug(snap) + modprobe(snap) + rmmod(snap) + open_node(snap, dev) + close_file(snap)
+        out += plug(snap) + unplug(snap, dev) + modprobe(snap) + rmmod(snap) + open_node(snap, dev) + close_file(snap)
     return out

@@ -73,6 +73,10 @@ class MdtuiApp(App[None]):
         Binding("e", "toggle_folds", "Unfold"),
         Binding("d", "export_dot", "DOT"),
         Binding("s", "screenshot", "SVG"),
+        Binding("1", "tab('tab-allocator')", "Allocator", show=False),
+        Binding("2", "tab('tab-graph')", "Graph", show=False),
+        Binding("3", "tab('tab-drawing')", "Drawing", show=False),
+        Binding("4", "tab('tab-interfaces')", "Interfaces", show=False),
     ]
 
     def __init__(self, source: SimSource, *, export_dir: Path | None = None) -> None:
@@ -149,14 +153,20 @@ class MdtuiApp(App[None]):
         self._loop.call_soon_threadsafe(self._drain)
 
     def _drain(self) -> None:
+        if self._take_pending():
+            self._request_snapshot()
+
+    def _take_pending(self) -> bool:
+        """Move queued events into the log and the current batch; False once unmounted."""
         with self._lock:
             events, self._pending = self._pending, []
             self._drain_scheduled = False
             if self._loop is None:
-                return
-        self.query_one(EventLog).add_events(events)
-        self._batch.extend(events)
-        self._request_snapshot()
+                return False
+        if events:
+            self.query_one(EventLog).add_events(events)
+            self._batch.extend(events)
+        return True
 
     def _request_snapshot(self) -> None:
         if self._building:
@@ -175,9 +185,13 @@ class MdtuiApp(App[None]):
                 self._loop.call_soon_threadsafe(self._built, snap)
 
     def _built(self, snap: SystemSnapshot) -> None:
-        if self._loop is None:
+        if not self._take_pending():
             return
-        batch, self._batch = self._batch, []
+        # the changes this snapshot shows are explained by exactly the events it includes,
+        # however the threads interleaved their delivery
+        batch = [e for e in self._batch if e.seq <= snap.seq]
+        self._batch = [e for e in self._batch if e.seq > snap.seq]
+        self._dirty = self._dirty or bool(self._batch)
         changes = diff(self.snapshot, snap, cause_of(batch, self.snapshot))
         if changes:
             self.query_one(EventLog).add_changes(batch[-1].time if batch else 0.0, changes)
@@ -259,7 +273,7 @@ class MdtuiApp(App[None]):
             "unbind": lambda: actions.unbind(snap, dev),
             "bind": lambda: actions.bind(snap, dev),
             "plug": lambda: actions.plug(snap),
-            "unplug": lambda: actions.unplug(snap),
+            "unplug": lambda: actions.unplug(snap, dev),
             "modprobe": lambda: actions.modprobe(snap),
             "rmmod": lambda: actions.rmmod(snap),
             "open": lambda: actions.open_node(snap, dev),
@@ -300,6 +314,9 @@ class MdtuiApp(App[None]):
         # some changes send no event (an open pins modules silently): read the state again
         if self._loop is not None:
             self.call_from_thread(self._request_snapshot)
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

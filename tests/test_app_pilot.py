@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from textual.widgets import Input
 
-from mdtui.screens.choice import ChoiceScreen
+from mdtui.screens.choice import ChoiceScreen, ConfirmScreen
 from mdtui.screens.help import HelpScreen
+from mdtui.widgets.detail import render_detail
 from mdtui.widgets.event_log import EventLog
 
-from .apps import make_app
+from .apps import make_app, step
 
 
 def _refcount(app) -> int | None:
@@ -71,9 +74,12 @@ async def test_plug_open_close_unplug() -> None:
         await pilot.press("c", "enter")
         await app.settle()
         assert app.snapshot.open_files == ()
-        await pilot.press("x", "enter")  # unplug 1-1
+        await pilot.press("down")  # select the webcam: unplug offers its stick first
+        await pilot.press("x", "enter")
         await app.settle()
-        assert [d.key for d in app.snapshot.media_devices] == ["1-2:1.0", "1-3"]
+        assert [d.key for d in app.snapshot.media_devices] == ["1-1", "1-3"]
+        await pilot.press("2")
+        assert app.query_one("#tabs").active == "tab-graph"
         assert app.source.kernel.check() == []
 
 
@@ -122,3 +128,45 @@ async def test_selection_follows_the_cursor_and_survives_updates() -> None:
         app.perform(__import__("tests.apps", fromlist=["step"]).step("unbind au0828 1-1:1.0"))
         await app.settle()
         assert app.selected_device.key == "1-2:1.0"  # an update elsewhere keeps the selection
+
+
+@pytest.mark.asyncio
+async def test_an_anomaly_is_shown_on_the_row_and_in_the_detail() -> None:
+    from allocator.device import MinorAllocator
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        k = app.source.kernel
+        for line in ("unbind au0828 1-1:1.0", "unbind snd-usb-audio 1-1:1.1"):
+            app.perform(step(line))
+            await app.settle()
+        k.video_minors = MinorAllocator(0)  # au0828's probe will fail after allocating...
+        app.perform(step("bind au0828 1-1:1.0"))  # ...and mainline leaks its reference
+        await app.settle()
+        [dev] = [d for d in app.snapshot.media_devices if d.key == "1-1"]
+        assert dev.state == "ANOMALY" and dev.anomalies == ("refcount 1 != 0 holders (nobody)",)
+        await pilot.press("up")
+        await app.settle()
+        assert app.selected_device.key == "1-1"
+        console = Console(width=120, record=True, file=io.StringIO())
+        console.print(render_detail(app.selected_device, app.snapshot))
+        assert "ANOMALY  refcount 1 != 0 holders (nobody)" in console.export_text()
+
+
+@pytest.mark.asyncio
+async def test_destructive_actions_ask_first_when_not_simulated() -> None:
+    app = make_app()
+    app.source.simulated = False  # what a live source declares
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.perform(step("unbind au0828 1-1:1.0"))
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await app.settle()
+        assert _refcount(app) == 2
+        app.perform(step("unbind au0828 1-1:1.0"))
+        await pilot.pause()
+        await pilot.press("y")
+        await app.settle()
+        assert _refcount(app) == 1
+        assert app.check_action("choose", ("plug",)) is False  # sim-only actions are hidden

@@ -26,8 +26,9 @@ allocator changes they caused (yellow). `/` filters (`kind:trace`, or any text).
 
 | key | action |
 |---|---|
+| `1` `2` `3` `4` | the Allocator, Graph, Drawing and Interfaces tabs |
 | `u` / `b` | unbind / bind a driver on the selected device's USB device |
-| `p` / `x` | plug a catalog device / unplug the selected one (simulated) |
+| `p` / `x` | plug a catalog device / unplug one, the selected first (simulated) |
 | `m` / `r` | modprobe / rmmod a module (simulated) |
 | `o` / `c` | open a device node / close an open file (simulated) |
 | `e` | fold or unfold the numbered runs in the drawing |
