@@ -32,7 +32,7 @@ from .render import dot
 from .screens.choice import ChoiceScreen, ConfirmScreen
 from .screens.help import HelpScreen
 from .script import Step
-from .sources.sim import SimSource
+from .sources import Source
 from .widgets.detail import Detail
 from .widgets.device_list import DeviceList
 from .widgets.event_log import EventLog
@@ -79,7 +79,7 @@ class MdtuiApp(App[None]):
         Binding("4", "tab('tab-interfaces')", "Interfaces", show=False),
     ]
 
-    def __init__(self, source: SimSource, *, export_dir: Path | None = None) -> None:
+    def __init__(self, source: Source, *, export_dir: Path | None = None) -> None:
         super().__init__()
         self.source = source
         self.export_dir = export_dir or Path.cwd()
@@ -123,6 +123,9 @@ class MdtuiApp(App[None]):
         self.query_one("#filter", Input).cursor_blink = False
         self.query_one(EventLog).add_events(self.source.history())
         self._unsubscribe = self.source.subscribe(self._on_event)
+        fd = self._start_monitor()
+        if fd is not None:  # the live source's udev monitor: read when readable, never polled
+            self._loop.add_reader(fd, self.source.handle_readable)  # type: ignore[attr-defined]
         self._apply(self.snapshot)
         self.query_one(DeviceList).focus()
         # What exists now (a simulated kernel's graphs: ~3,400 objects per HVR-950Q, all
@@ -133,8 +136,20 @@ class MdtuiApp(App[None]):
         gc.freeze()
         gc.set_threshold(700, 10, 1000)
 
+    def _start_monitor(self) -> int | None:
+        start = getattr(self.source, "start", None)
+        if start is None:
+            return None
+        start()
+        return self.source.fileno()  # type: ignore[attr-defined]
+
     def on_unmount(self) -> None:
         self._unsubscribe()
+        fileno = getattr(self.source, "fileno", None)
+        fd = fileno() if fileno is not None else None
+        if fd is not None and self._loop is not None:
+            self._loop.remove_reader(fd)
+            self.source.stop()  # type: ignore[attr-defined]
         with self._lock:
             self._loop = None  # late events and snapshots are dropped from here on
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -11,13 +12,18 @@ from typing import IO
 from allocator.mc_dev_allocator import VARIANTS
 
 from . import __version__
+from .live.monitor import UdevMonitor
+from .live.sysfs import Sysfs
 from .script import ScriptError, Step, load
-from .sources.sim import SimSource, build
+from .sources import Source
+from .sources.live import LiveSource
+from .sources.sim import build
 
 EPILOG = """\
 sources: 'sim' is the simulated kernel (the default world: au0828, snd_usb_audio and uvcvideo
 loaded, a Hauppauge HVR-950Q and a UVC webcam plugged; with --script, an empty machine that the
-script builds); 'live' reads this machine; 'auto' picks live when it has media devices.
+script builds); 'live' reads this machine (sysfs, /dev/media*, udev events; bind/unbind write
+to sysfs, which needs root); 'auto' picks live when /sys/bus/media has devices.
 
 script lines: modprobe M | rmmod M | plug CATALOG-NAME [PORT] | unplug DEV | bind DRIVER INTF |
 unbind DRIVER INTF | open NODE | close NODE | # comment
@@ -32,6 +38,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", choices=("sim", "live", "auto"), default="auto", help="where to read state from")
     p.add_argument("--script", metavar="FILE", help="run a lifecycle script on the simulated kernel first")
     p.add_argument("--variant", choices=VARIANTS, default="mainline", help="simulated allocator: mainline or fixed")
+    p.add_argument("--read-only", action="store_true", help="live: never write to sysfs (no bind/unbind)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -68,10 +75,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def open_source(args: argparse.Namespace, clock: Callable[[], float] | None) -> tuple[SimSource, list[Step]]:
+def open_source(args: argparse.Namespace, clock: Callable[[], float] | None) -> tuple[Source, list[Step]]:
     steps: list[Step] = load(args.script) if args.script else []
-    if args.source == "live":
-        raise UsageError("the live source is not available yet: use --source sim (or auto)")
+    if args.source == "live" and args.script:
+        raise UsageError("--script runs on the simulated kernel: use --source sim")
+    if args.source == "live" or (args.source == "auto" and not args.script and Sysfs().media_devices()):
+        return LiveSource(monitor_factory=UdevMonitor, read_only=args.read_only), []
     if args.script:
         source, _ = build([], variant=args.variant, clock=clock)
     else:
@@ -98,15 +107,19 @@ def main(
         return watch(source, steps, args, out, clock or time.monotonic)
     from .app import MdtuiApp  # Textual is imported only for the TUI
 
-    source.run_all(steps)
+    for step in steps:
+        with contextlib.suppress(OSError):  # a refusal is an error event in the log
+            source.run(step)
     MdtuiApp(source).run()
     return 0
 
 
-def dump(source: SimSource, steps: list[Step], args: argparse.Namespace, out: IO[str]) -> int:
+def dump(source: Source, steps: list[Step], args: argparse.Namespace, out: IO[str]) -> int:
     from .render import dot, jsondump, text
 
-    source.run_all(steps)
+    for step in steps:
+        with contextlib.suppress(OSError):
+            source.run(step)
     snap = source.snapshot()
     if args.device:
         node = args.device if args.device.startswith("/dev/") else f"/dev/{args.device}"
@@ -124,9 +137,7 @@ def dump(source: SimSource, steps: list[Step], args: argparse.Namespace, out: IO
     return 0
 
 
-def watch(
-    source: SimSource, steps: list[Step], args: argparse.Namespace, out: IO[str], clock: Callable[[], float]
-) -> int:
+def watch(source: Source, steps: list[Step], args: argparse.Namespace, out: IO[str], clock: Callable[[], float]) -> int:
     from .watch import Printer, Watch
 
     printer = Printer(out, args.json, None if out is sys.stdout else False)

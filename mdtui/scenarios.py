@@ -40,14 +40,16 @@ SCENARIOS = [
     Scenario("default_world_80x24", "The same at 80x24", size=(80, 24)),
     Scenario("after_unbinding_au0828", "au0828 unbound: refcount 1, still registered", "unbind au0828 1-1:1.0"),
     Scenario(
-        "after_unbinding_both", "Both unbound: the media device is released",
+        "after_unbinding_both",
+        "Both unbound: the media device is released",
         "unbind au0828 1-1:1.0\nunbind snd-usb-audio 1-1:1.1",
     ),
     Scenario("rmmod_refused", "rmmod au0828 refused while the sharer pins it", "unbind au0828 1-1:1.0\nrmmod au0828"),
     Scenario("graph_drawing_hvr950q", "The HVR-950Q's data links, ts-outs folded", tab="tab-drawing", size=(160, 40)),
     Scenario("graph_tree_hvr950q", "Entities by function, pads and links", tab="tab-graph"),
     Scenario(
-        "deferred_release_through_open_video0", "au0828 unbound but kept by an open /dev/video0",
+        "deferred_release_through_open_video0",
+        "au0828 unbound but kept by an open /dev/video0",
         "open /dev/video0\nunbind au0828 1-1:1.0\nunbind snd-usb-audio 1-1:1.1",
     ),
     Scenario("help", "Help", keys=("question_mark",)),

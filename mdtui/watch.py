@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
+import selectors
 import threading
 from collections.abc import Callable
 from typing import IO, Protocol
@@ -79,6 +81,7 @@ class Watch:
         self.events: queue.Queue[Event] = queue.Queue()
         self.wake = threading.Event()
         self.stopped = False
+        self._stop_r, self._stop_w = os.pipe()
         self.last = source.snapshot()
         self._unsubscribe = source.subscribe(self._on_event)
 
@@ -111,17 +114,35 @@ class Watch:
             self.flush(str(step))
 
     def follow(self) -> None:
-        """Print as things happen, until ``stop()`` or Ctrl-C; sleeps while nothing does."""
-        while True:
-            self.wake.wait()
-            self.wake.clear()
-            if self.stopped:
-                return
-            self.flush()
+        """Print as things happen, until ``stop()`` or Ctrl-C; sleeps while nothing does
+        (a source with a monitor: blocked in select on its fd; the simulated kernel: on an
+        event that its callback sets)."""
+        start = getattr(self.source, "start", None)
+        if start is not None:
+            start()
+        fd = self.source.fileno() if start is not None else None  # type: ignore[attr-defined]
+        if fd is None:
+            while True:
+                self.wake.wait()
+                self.wake.clear()
+                if self.stopped:
+                    return
+                self.flush()
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            selector.register(self._stop_r, selectors.EVENT_READ)
+            while not self.stopped:
+                for key, _ in selector.select():
+                    if key.fd == fd:
+                        self.source.handle_readable()  # type: ignore[attr-defined]
+                self.flush()
 
     def stop(self) -> None:
         self.stopped = True
         self.wake.set()
+        os.write(self._stop_w, b"x")
 
     def close(self) -> None:
         self._unsubscribe()
+        os.close(self._stop_r)
+        os.close(self._stop_w)

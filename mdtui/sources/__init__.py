@@ -1,1 +1,23 @@
 """Where snapshots come from: the simulated kernel (``sim``) or the live system (``live``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from allocator import Event
+
+from ..model import SystemSnapshot
+from ..script import Step
+
+
+class Source(Protocol):
+    kind: str
+    simulated: bool
+    read_only: bool
+    snapshot_on_loop: bool  # cheap, no I/O: build snapshots on the event loop
+
+    def snapshot(self) -> SystemSnapshot: ...
+    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]: ...
+    def history(self) -> list[Event]: ...
+    def run(self, step: Step) -> None: ...

@@ -17,6 +17,7 @@ from ..watch import STYLES, event_text
 KEEP = 5000  # entries kept for filtering
 SHOWN = 300  # rendered lines the log keeps (each costs ~50 GC-tracked objects)
 
+
 class Entry(NamedTuple):
     time: float
     kind: str

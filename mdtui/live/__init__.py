@@ -1,0 +1,1 @@
+"""The live system: sysfs, the media ioctls, udev events, and sysfs writes."""

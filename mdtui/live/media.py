@@ -1,0 +1,145 @@
+"""Reading ``/dev/mediaN``: DEVICE_INFO, the two-call G_TOPOLOGY protocol, ENUM_ENTITIES.
+
+Every ioctl goes through one seam, ``ioctl(fd, request, buffer)`` (``fcntl.ioctl`` with a
+mutable buffer, by default), so tests and the rig can answer with kernel-layout bytes.
+
+G_TOPOLOGY: the first call (all pointers 0) returns the counts and ``topology_version``;
+the second, with arrays a little larger than the counts, fills them.  When the version
+changed between the calls, or the graph outgrew the arrays (ENOSPC, after which the kernel
+copies nothing back), read again, at most ``RETRIES`` times.  Kernels before 4.19 leave
+entity flags and pad indexes out; they are 0 and the order within the entity.
+
+Failures become a ``MediaReadError`` with a state a user can act on: ``gone`` (ENOENT,
+ENXIO, ENODEV, EIO: the device went away between enumeration, open and ioctl), ``denied``
+(EACCES, EPERM), ``unsupported`` (ENOTTY: not a media device, or too old), ``unstable``
+(the graph kept changing).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+from collections.abc import Callable
+from typing import NamedTuple
+
+from allocator.mc.topology import DeviceInfo, Topology
+
+from . import uapi
+
+Ioctl = Callable[[int, int, object], object]
+RETRIES = 5
+SLACK = 16  # extra array slots, so a graph that grows a little between the calls still fits
+#: more objects than any media device has (ids are 24 bits): a count past it is garbage
+MAX_OBJECTS = 1 << 20
+
+GONE = {errno.ENOENT, errno.ENXIO, errno.ENODEV, errno.EIO}
+STATES = {errno.EACCES: "denied", errno.EPERM: "denied", errno.ENOTTY: "unsupported"}
+
+
+def kernel_ioctl(fd: int, request: int, buf: object) -> object:
+    return fcntl.ioctl(fd, request, buf, True)  # type: ignore[call-overload]
+
+
+class MediaReadError(OSError):
+    def __init__(self, code: int, path: str, what: str) -> None:
+        super().__init__(code, f"{what} on {path}: {os.strerror(code)}")
+        self.path = path
+        self.state = "gone" if code in GONE else STATES.get(code, "error")
+
+
+class MediaRead(NamedTuple):
+    info: DeviceInfo
+    topology: Topology
+    legacy: dict[int, tuple[int, int, int]]  # entity id -> ENUM_ENTITIES type, info.dev major, minor
+    retries: int
+
+
+def read(path: str, ioctl: Ioctl = kernel_ioctl) -> MediaRead:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise MediaReadError(exc.errno or errno.EIO, path, "open") from exc
+    try:
+        info = device_info(fd, path, ioctl)
+        topology, retries = g_topology(fd, path, ioctl, info.media_version)
+        legacy = enum_entities(fd, path, ioctl)
+        return MediaRead(info, topology, legacy, retries)
+    finally:
+        os.close(fd)
+
+
+def _call(ioctl: Ioctl, fd: int, request: int, buf: object, path: str) -> None:
+    try:
+        ioctl(fd, request, buf)
+    except OSError as exc:
+        raise MediaReadError(exc.errno or errno.EIO, path, uapi.REQUESTS.get(request, hex(request))) from exc
+
+
+def device_info(fd: int, path: str, ioctl: Ioctl = kernel_ioctl) -> DeviceInfo:
+    buf = uapi.MediaDeviceInfo()
+    _call(ioctl, fd, uapi.MEDIA_IOC_DEVICE_INFO, buf, path)
+    return uapi.unpack_device_info(bytes(buf))
+
+
+def g_topology(fd: int, path: str, ioctl: Ioctl = kernel_ioctl, media_version: int = 0) -> tuple[Topology, int]:
+    modern = media_version >= uapi.V2_FLAGS_AND_PAD_INDEX
+    for attempt in range(RETRIES):
+        head = uapi.MediaV2Topology()
+        _call(ioctl, fd, uapi.MEDIA_IOC_G_TOPOLOGY, head, path)
+        version = head.topology_version
+        counts = (head.num_entities, head.num_interfaces, head.num_pads, head.num_links)
+        if max(counts) > MAX_OBJECTS:
+            raise MediaReadError(errno.EOVERFLOW, path, f"MEDIA_IOC_G_TOPOLOGY (implausible counts {counts})")
+        caps = [n + SLACK for n in counts]
+        arrays = [
+            ctypes.create_string_buffer(max(1, cap * fmt.size))
+            for cap, fmt in zip(caps, (uapi.ENTITY, uapi.INTERFACE, uapi.PAD, uapi.LINK), strict=True)
+        ]
+        full = uapi.MediaV2Topology()
+        full.num_entities, full.num_interfaces, full.num_pads, full.num_links = caps
+        full.ptr_entities, full.ptr_interfaces, full.ptr_pads, full.ptr_links = (ctypes.addressof(a) for a in arrays)
+        try:
+            _call(ioctl, fd, uapi.MEDIA_IOC_G_TOPOLOGY, full, path)
+        except MediaReadError as exc:
+            if exc.errno == errno.ENOSPC:  # it grew past the slack: ask again
+                continue
+            raise
+        if full.topology_version != version:
+            continue
+        counts = [
+            min(n, cap)
+            for n, cap in zip(
+                (full.num_entities, full.num_interfaces, full.num_pads, full.num_links), caps, strict=True
+            )
+        ]
+        ents, intfs, pads, links = (a.raw for a in arrays)
+        return Topology(
+            full.topology_version,
+            uapi.unpack_entities(ents, counts[0], modern),
+            uapi.unpack_interfaces(intfs, counts[1]),
+            uapi.unpack_pads(pads, counts[2], modern),
+            uapi.unpack_links(links, counts[3]),
+        ), attempt
+    raise MediaReadError(errno.EAGAIN, path, f"MEDIA_IOC_G_TOPOLOGY (the graph changed on {RETRIES} reads)")
+
+
+def enum_entities(fd: int, path: str, ioctl: Ioctl = kernel_ioctl) -> dict[int, tuple[int, int, int]]:
+    """Walk ENUM_ENTITIES with MEDIA_ENT_ID_FLAG_NEXT until EINVAL; ENOTTY means none."""
+    out: dict[int, tuple[int, int, int]] = {}
+    last = 0
+    while True:
+        desc = uapi.MediaEntityDesc()
+        desc.id = last | uapi.MEDIA_ENT_ID_FLAG_NEXT
+        try:
+            ioctl(fd, uapi.MEDIA_IOC_ENUM_ENTITIES, desc)
+        except OSError as exc:
+            if exc.errno in (errno.EINVAL, errno.ENOTTY):
+                return out
+            raise MediaReadError(exc.errno or errno.EIO, path, "MEDIA_IOC_ENUM_ENTITIES") from exc
+        if desc.id <= last:  # a device that does not advance would loop forever
+            return out
+        last = desc.id
+        major, minor = int.from_bytes(bytes(desc.raw[0:4]), "little"), int.from_bytes(bytes(desc.raw[4:8]), "little")
+        out[desc.id] = (desc.type, major, minor)
