@@ -166,14 +166,20 @@ def pct(values: list[float], p: float) -> float:
 
 def main() -> None:
     frames = first_frame()
-    print(f"start to first frame (default world, 120x40): median {statistics.median(frames):.3f} s, "
-          f"min {min(frames):.3f} s, max {max(frames):.3f} s over {len(frames)} runs")
+    print(
+        f"start to first frame (default world, 120x40): median {statistics.median(frames):.3f} s, "
+        f"min {min(frames):.3f} s, max {max(frames):.3f} s over {len(frames)} runs"
+    )
     lat, rate = asyncio.run(event_to_screen())
-    print(f"event to screen (32 devices, ~{rate} events/s for 10 s): {len(lat)} events, "
-          f"p50 {pct(lat, 50):.1f} ms, p99 {pct(lat, 99):.1f} ms, max {max(lat):.1f} ms")
+    print(
+        f"event to screen (32 devices, ~{rate} events/s for 10 s): {len(lat)} events, "
+        f"p50 {pct(lat, 50):.1f} ms, p99 {pct(lat, 99):.1f} ms, max {max(lat):.1f} ms"
+    )
     render_ms, tab_ms, switch_ms = asyncio.run(drawing())
-    print(f"HVR-950Q drawing: renderer {render_ms:.1f} ms; Drawing tab to next frame {tab_ms:.1f} ms "
-          f"(switching to the Interfaces tab: {switch_ms:.1f} ms)")
+    print(
+        f"HVR-950Q drawing: renderer {render_ms:.1f} ms; Drawing tab to next frame {tab_ms:.1f} ms "
+        f"(switching to the Interfaces tab: {switch_ms:.1f} ms)"
+    )
     print(f"peak memory, app with 64 plugged HVR-950Qs: {memory():.1f} MB (ru_maxrss)")
     print(json.dumps({"python": sys.version.split()[0]}))
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from textual import on
@@ -93,6 +95,7 @@ class MdtuiApp(App[None]):
         self._dirty = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle_gc: Timer | None = None
+        self._reader: ThreadPoolExecutor | None = None
 
     # -- layout ------------------------------------------------------------------------
 
@@ -123,8 +126,7 @@ class MdtuiApp(App[None]):
         self.query_one("#filter", Input).cursor_blink = False
         self.query_one(EventLog).add_events(self.source.history())
         self._unsubscribe = self.source.subscribe(self._on_event)
-        fd = self._start_monitor()
-        if fd is not None:  # the live source's udev monitor: read when readable, never polled
+        for fd in self._start_monitor():  # the live source's monitors: read when readable, never polled
             self._loop.add_reader(fd, self.source.handle_readable)  # type: ignore[attr-defined]
         self._apply(self.snapshot)
         self.query_one(DeviceList).focus()
@@ -136,22 +138,24 @@ class MdtuiApp(App[None]):
         gc.freeze()
         gc.set_threshold(700, 10, 1000)
 
-    def _start_monitor(self) -> int | None:
+    def _start_monitor(self) -> list[int]:
         start = getattr(self.source, "start", None)
         if start is None:
-            return None
+            return []
         start()
-        return self.source.fileno()  # type: ignore[attr-defined]
+        self._watched: list[int] = self.source.filenos()  # type: ignore[attr-defined]
+        return self._watched
 
     def on_unmount(self) -> None:
         self._unsubscribe()
-        fileno = getattr(self.source, "fileno", None)
-        fd = fileno() if fileno is not None else None
-        if fd is not None and self._loop is not None:
-            self._loop.remove_reader(fd)
+        if getattr(self, "_watched", None) and self._loop is not None:
+            for fd in self._watched:
+                self._loop.remove_reader(fd)
             self.source.stop()  # type: ignore[attr-defined]
         with self._lock:
             self._loop = None  # late events and snapshots are dropped from here on
+        if self._reader is not None:
+            self._reader.shutdown(wait=False)
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < 100, "narrow")
@@ -172,15 +176,15 @@ class MdtuiApp(App[None]):
             self._request_snapshot()
 
     def _take_pending(self) -> bool:
-        """Move queued events into the log and the current batch; False once unmounted."""
+        """Move queued events into the current batch; False once unmounted.  They reach the
+        log with the snapshot that includes them: one redraw per batch, and none competing
+        with the reader while it works."""
         with self._lock:
             events, self._pending = self._pending, []
             self._drain_scheduled = False
             if self._loop is None:
                 return False
-        if events:
-            self.query_one(EventLog).add_events(events)
-            self._batch.extend(events)
+        self._batch.extend(events)
         return True
 
     def _request_snapshot(self) -> None:
@@ -188,16 +192,26 @@ class MdtuiApp(App[None]):
             self._dirty = True
             return
         self._building = True
-        if self.source.snapshot_on_loop:
+        if self.source.snapshot_on_loop or self._loop is None:
             self._built(self.source.snapshot())
-        else:
-            self.run_worker(self._build_snapshot, thread=True, group="snapshot")
+            return
+        # reading devices is I/O: one long-lived thread does it (a worker per build cost
+        # ~6 ms of thread start-up on every event)
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdtui-snapshot")
+            # CPython lets a thread that wants the GIL wait a 5 ms switch interval; the
+            # reader paid it several times per event (bench/RESULTS.md: p99 46 -> 2x ms)
+            sys.setswitchinterval(0.001)
+        future = self._loop.run_in_executor(self._reader, self.source.snapshot)
+        future.add_done_callback(self._snapshot_done)
 
-    def _build_snapshot(self) -> None:
-        snap = self.source.snapshot()
-        with self._lock:
-            if self._loop is not None:  # hand over without waiting for the UI
-                self._loop.call_soon_threadsafe(self._built, snap)
+    def _snapshot_done(self, future: asyncio.Future[SystemSnapshot]) -> None:
+        error = future.exception()
+        if error is not None:
+            self._building = False
+            self.notify(str(error), title="Could not read the system", severity="error")
+            return
+        self._built(future.result())
 
     def _built(self, snap: SystemSnapshot) -> None:
         if not self._take_pending():
@@ -208,8 +222,8 @@ class MdtuiApp(App[None]):
         self._batch = [e for e in self._batch if e.seq > snap.seq]
         self._dirty = self._dirty or bool(self._batch)
         changes = diff(self.snapshot, snap, cause_of(batch, self.snapshot))
-        if changes:
-            self.query_one(EventLog).add_changes(batch[-1].time if batch else 0.0, changes)
+        log = self.query_one(EventLog)
+        log.add_events(batch, changes)
         self.snapshot = snap
         self._apply(snap)
         self._building = False

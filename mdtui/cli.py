@@ -39,6 +39,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--script", metavar="FILE", help="run a lifecycle script on the simulated kernel first")
     p.add_argument("--variant", choices=VARIANTS, default="mainline", help="simulated allocator: mainline or fixed")
     p.add_argument("--read-only", action="store_true", help="live: never write to sysfs (no bind/unbind)")
+    p.add_argument(
+        "--exact", action="store_true", help="live: follow the allocator's debug lines on /dev/kmsg (root, debugfs)"
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -80,7 +83,7 @@ def open_source(args: argparse.Namespace, clock: Callable[[], float] | None) -> 
     if args.source == "live" and args.script:
         raise UsageError("--script runs on the simulated kernel: use --source sim")
     if args.source == "live" or (args.source == "auto" and not args.script and Sysfs().media_devices()):
-        return LiveSource(monitor_factory=UdevMonitor, read_only=args.read_only), []
+        return LiveSource(monitor_factory=UdevMonitor, read_only=args.read_only, exact=args.exact), []
     if args.script:
         source, _ = build([], variant=args.variant, clock=clock)
     else:
@@ -102,6 +105,9 @@ def main(
         print(f"mdtui: {exc}", file=sys.stderr)
         return 2
     if args.command == "dump":
+        if args.exact:
+            print("mdtui: --exact follows the kernel log as it happens: use it with watch or the TUI", file=sys.stderr)
+            return 2
         return dump(source, steps, args, out)
     if args.command == "watch":
         return watch(source, steps, args, out, clock or time.monotonic)

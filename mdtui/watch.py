@@ -120,8 +120,8 @@ class Watch:
         start = getattr(self.source, "start", None)
         if start is not None:
             start()
-        fd = self.source.fileno() if start is not None else None  # type: ignore[attr-defined]
-        if fd is None:
+        fds = self.source.filenos() if start is not None else []  # type: ignore[attr-defined]
+        if not fds:
             while True:
                 self.wake.wait()
                 self.wake.clear()
@@ -129,11 +129,12 @@ class Watch:
                     return
                 self.flush()
         with selectors.DefaultSelector() as selector:
-            selector.register(fd, selectors.EVENT_READ)
+            for fd in fds:
+                selector.register(fd, selectors.EVENT_READ)
             selector.register(self._stop_r, selectors.EVENT_READ)
             while not self.stopped:
                 for key, _ in selector.select():
-                    if key.fd == fd:
+                    if key.fd != self._stop_r:
                         self.source.handle_readable()  # type: ignore[attr-defined]
                 self.flush()
 

@@ -18,6 +18,7 @@ from allocator.mc.topology import DeviceInfo
 from mdtui.live import media, uapi
 from mdtui.live.answer import FakeIoctl
 from mdtui.live.sysfs import Sysfs
+from mdtui.live.testing import PipeMonitor
 from mdtui.rig.tree import write_tree
 from mdtui.script import parse
 from mdtui.sources.live import LiveSource
@@ -105,30 +106,12 @@ def test_only_what_an_event_touches_is_read_again(rig: Rig) -> None:
     rig.live.snapshot()
     assert rig.ioctl.calls == before  # nothing happened: nothing re-read
 
-    class Events:
-        description = "test"
-
-        def __init__(self) -> None:
-            self.r, self.w = os.pipe()
-            self.queue: list[dict[str, str]] = []
-
-        def fileno(self) -> int:
-            return self.r
-
-        def receive(self) -> list[dict[str, str]]:
-            out, self.queue = self.queue, []
-            return out
-
-        def close(self) -> None:
-            os.close(self.r)
-            os.close(self.w)
-
-    events = Events()
+    events = PipeMonitor()
     rig.live._monitor_factory = lambda: events
     rig.live.start()
     seen = []
     rig.live.subscribe(seen.append)
-    events.queue.append(
+    events.send(
         {"ACTION": "change", "DEVPATH": "/devices/pci0000:00/0000:00:14.0/usb1/1-1/media0", "SUBSYSTEM": "media"}
     )
     rig.live.handle_readable()
@@ -141,7 +124,7 @@ def test_only_what_an_event_touches_is_read_again(rig: Rig) -> None:
         raise OSError(errno.ENOBUFS, "No buffer space available")
 
     events.receive = overrun  # type: ignore[method-assign]
-    rig.live._monitor_factory = Events
+    rig.live._monitor_factory = PipeMonitor
     rig.live.handle_readable()
     assert "ENOBUFS" in seen[-1].text
     counts = dict(rig.ioctl.calls)
@@ -342,3 +325,79 @@ def test_g_topology_with_a_lying_kernel_gives_a_result_or_a_clear_error(
         assert exc.state in ("error", "gone", "unsupported", "denied")
     finally:
         os.close(fd)
+
+
+def test_exact_mode_follows_the_allocators_own_lines() -> None:
+    """The lines the simulated allocator logs are mainline's; replay them as kmsg records."""
+    from mdtui.live.kmsg import ExactTracker, parse_record
+
+    k = make_kernel("au0828", "snd_usb_audio", "uvcvideo")
+    lines: list[str] = []
+    k.subscribe(lambda e: lines.append(e.line()) if e.kind == "trace" else None)
+    tracker = ExactTracker()
+
+    def feed() -> None:
+        for n, line in enumerate(lines):
+            record = f"7,{n},1000,-;{line}\n SUBSYSTEM=usb\n DEVICE=+usb:1-1\n".encode()
+            tracker.apply(parse_record(record) or "")
+        lines.clear()
+
+    k.plug("hvr950q")
+    feed()
+    assert (tracker.devices["1-1"].refcount, tracker.devices["1-1"].owner) == (2, "au0828")
+    k.open("/dev/video0")
+    k.unbind("au0828", "1-1:1.0")  # the owner's delete is deferred, and not logged anyway
+    feed()
+    k.unbind("snd-usb-audio", "1-1:1.1")
+    feed()
+    assert tracker.devices["1-1"].refcount == 1  # exact where inference says 0: the open file
+    k.close("/dev/video0")
+    feed()
+    assert "1-1" not in tracker.devices  # "releasing Media Device"
+    k.plug("hvr950q", "2-1")
+    feed()
+    k.unbind("au0828", "2-1:1.0")
+    tracker.owner_unbound("2-1")  # what the live source does on the owner driver's unbind
+    feed()
+    assert tracker.devices["2-1"].refcount == 1
+
+
+def test_exact_mode_says_why_it_is_unavailable(tmp_path: Path) -> None:
+    from mdtui.live.kmsg import enable
+
+    assert "dynamic debug" in (enable(tmp_path / "no-debugfs") or "")
+    control = tmp_path / "dynamic_debug"
+    control.mkdir()
+    (control / "control").write_text("")
+    assert enable(tmp_path) is None
+    assert (control / "control").read_text() == "file mc-dev-allocator.c +p\n"
+
+
+@pytest.mark.asyncio
+async def test_the_app_on_the_live_source_follows_uevents(rig: Rig) -> None:
+    from mdtui.app import MdtuiApp
+
+    feed = PipeMonitor()
+    rig.live._monitor_factory = lambda: feed
+    app = MdtuiApp(rig.live)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.settle()
+        assert app.snapshot.device("1-1").refcount == 2
+        assert "live system, inferred allocator state" in app.sub_title
+        rig.k.unbind("au0828", "1-1:1.0")  # what happens on the machine...
+        write_tree(rig.k, rig.root)
+        iface = "/devices/pci0000:00/0000:00:14.0/usb1/1-1/1-1:1.0"
+        feed.send({"ACTION": "unbind", "DEVPATH": iface, "SUBSYSTEM": "usb", "DEVTYPE": "usb_interface"})
+        await pilot.pause(0.2)  # ...reaches the screen through the fd the loop watches
+        await app.settle()
+        assert app.snapshot.device("1-1").refcount == 1
+        assert app.check_action("choose", ("plug",)) is False
+
+
+def test_the_real_sys_is_enumerated_through_pyudev() -> None:
+    """On /sys, devices come from libudev (these machines have no media or USB devices, so the
+    lists are empty: the rig's tests see the same code find the mocked ones)."""
+    real = Sysfs()
+    assert real._udev is not None
+    assert real.media_devices() == [] and real.usb_devices() == []
+    assert Sysfs("/nonexistent")._udev is None

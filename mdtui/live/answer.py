@@ -12,6 +12,7 @@ the device is unregistered; -ENOTTY for any other request.
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import errno
 import os
@@ -52,41 +53,73 @@ def respond(dev: MediaSource, request: int, arg: bytes) -> Reply:
     return _enum_links(dev, arg)
 
 
+_TOPOLOGY_CACHE: dict[int, tuple[object, int, tuple[tuple[str, int, bytes], ...]]] = {}
+
+
+def _packed(dev: MediaSource) -> tuple[int, tuple[tuple[str, int, bytes], ...]]:
+    """(topology_version, [(array name, count, kernel-layout bytes)]), packed once per graph
+    generation: the kernel copies its lists out in C, and a reader asks twice per read."""
+    key = getattr(dev, "generation", None)
+    cached = _TOPOLOGY_CACHE.get(id(dev))
+    if cached is None or key is None or cached[0] != key:
+        topo = dev.topology()
+        arrays = (
+            ("entities", len(topo.entities), uapi.pack_entities(topo.entities)),
+            ("interfaces", len(topo.interfaces), uapi.pack_interfaces(topo.interfaces)),
+            ("pads", len(topo.pads), uapi.pack_pads(topo.pads)),
+            ("links", len(topo.links), uapi.pack_links(topo.links)),
+        )
+        cached = (key, topo.topology_version, arrays)
+        _TOPOLOGY_CACHE[id(dev)] = cached
+    return cached[1], cached[2]
+
+
 def _g_topology(dev: MediaSource, arg: bytes) -> Reply:
     head = uapi.MediaV2Topology.from_buffer_copy(arg[: ctypes.sizeof(uapi.MediaV2Topology)])
-    topo = dev.topology()
-    parts = (
-        ("entities", topo.entities, uapi.pack_entities),
-        ("interfaces", topo.interfaces, uapi.pack_interfaces),
-        ("pads", topo.pads, uapi.pack_pads),
-        ("links", topo.links, uapi.pack_links),
-    )
+    version, arrays = _packed(dev)
     writes = []
     failed = 0
-    for name, items, pack in parts:
+    for name, count, data in arrays:
         room, ptr = getattr(head, f"num_{name}"), getattr(head, f"ptr_{name}")
-        setattr(head, f"num_{name}", len(items))
+        setattr(head, f"num_{name}", count)
         if failed or not ptr:
             continue
-        if len(items) > room:
+        if count > room:
             failed = errno.ENOSPC
             continue
-        writes.append((ptr, pack(items)))
-    head.topology_version = topo.topology_version
+        writes.append((ptr, data))
+    head.topology_version = version
     head.reserved1 = head.reserved2 = head.reserved3 = head.reserved4 = 0
     if failed:
         return Reply(failed, None, tuple(writes))
     return Reply(0, bytes(head), tuple(writes))
 
 
+_ENUM_CACHE: dict[int, tuple[object, list[EntityDesc], list[int]]] = {}
+
+
+def _sorted_descs(dev: MediaSource) -> tuple[list[EntityDesc], list[int]]:
+    """ENUM_ENTITIES descs by id, cached per graph generation: media-ctl asks once per
+    entity, and recomputing every time made a 522-entity walk quadratic."""
+    key = getattr(dev, "generation", None)
+    cached = _ENUM_CACHE.get(id(dev))
+    if cached is None or key is None or cached[0] != key:
+        descs = sorted(dev.enum_entities(), key=lambda d: d.id)
+        cached = (key, descs, [d.id for d in descs])
+        _ENUM_CACHE.clear()  # one device at a time is all a reader walks
+        _ENUM_CACHE[id(dev)] = cached
+    return cached[1], cached[2]
+
+
 def _enum_entities(dev: MediaSource, arg: bytes) -> Reply:
     want = struct.unpack_from("<I", arg)[0]
-    descs = dev.enum_entities()
+    descs, ids = _sorted_descs(dev)
     if want & uapi.MEDIA_ENT_ID_FLAG_NEXT:
-        after = want & ~uapi.MEDIA_ENT_ID_FLAG_NEXT
-        found = next((d for d in sorted(descs, key=lambda d: d.id) if d.id > after), None)
+        n = bisect.bisect_right(ids, want & ~uapi.MEDIA_ENT_ID_FLAG_NEXT)
+        found = descs[n] if n < len(descs) else None
     else:
-        found = next((d for d in descs if d.id == want), None)
+        n = bisect.bisect_left(ids, want)
+        found = descs[n] if n < len(ids) and ids[n] == want else None
     if found is None:
         return Reply(errno.EINVAL, None)
     return Reply(0, uapi.pack_entity_desc(*found))

@@ -56,7 +56,10 @@ class MediaRead(NamedTuple):
     retries: int
 
 
-def read(path: str, ioctl: Ioctl = kernel_ioctl) -> MediaRead:
+def read(path: str, ioctl: Ioctl = kernel_ioctl, known: MediaRead | None = None) -> MediaRead:
+    """Read a media device.  ``known`` is an earlier read of the same node: an entity's
+    ENUM_ENTITIES answer never changes while it exists, so the walk (one ioctl per entity)
+    is skipped when every entity is one seen before (same id, name and function)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
@@ -64,10 +67,18 @@ def read(path: str, ioctl: Ioctl = kernel_ioctl) -> MediaRead:
     try:
         info = device_info(fd, path, ioctl)
         topology, retries = g_topology(fd, path, ioctl, info.media_version)
-        legacy = enum_entities(fd, path, ioctl)
+        if known is not None and info == known.info and _same_entities(topology, known):
+            legacy = {e.id: known.legacy[e.id] for e in topology.entities}
+        else:
+            legacy = enum_entities(fd, path, ioctl)
         return MediaRead(info, topology, legacy, retries)
     finally:
         os.close(fd)
+
+
+def _same_entities(topology: Topology, known: MediaRead) -> bool:
+    seen = {(e.id, e.name, e.function) for e in known.topology.entities}
+    return all((e.id, e.name, e.function) in seen and e.id in known.legacy for e in topology.entities)
 
 
 def _call(ioctl: Ioctl, fd: int, request: int, buf: object, path: str) -> None:

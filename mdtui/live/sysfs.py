@@ -73,12 +73,31 @@ class UsbDevice:
 
 
 class Sysfs:
+    """Reads a sysfs tree.  On the real /sys, devices are enumerated through pyudev (libudev);
+    any other root (a test tree) is listed directly, since libudev always reads /sys."""
+
     def __init__(self, sys_root: str | Path = "/sys", dev_root: str | Path = "/dev") -> None:
         self.sys = Path(sys_root)
         self.dev = Path(dev_root)
+        self._udev = _udev_context() if self.sys == Path("/sys") else None
+
+    def _enumerate(self, subsystem: str, devtype: str | None = None) -> list[str] | None:
+        """Sys paths of a subsystem's devices through libudev, or None to list directly."""
+        if self._udev is None:
+            return None
+        try:
+            found = self._udev.list_devices(subsystem=subsystem)
+            if devtype is not None:
+                found = found.match_property("DEVTYPE", devtype)
+            return sorted(d.sys_path for d in found)
+        except OSError:
+            return None
 
     def media_devices(self) -> list[Path]:
-        """The real directories of /sys/bus/media/devices/*."""
+        """The real directories of the media bus's devices."""
+        paths = self._enumerate("media")
+        if paths is not None:
+            return [Path(p) for p in paths]
         base = self.sys / "bus" / "media" / "devices"
         out = []
         for name in listdir(base):
@@ -136,16 +155,23 @@ class Sysfs:
             dirs[:] = [d for d in dirs if d not in ("power", "holders")]
         return sorted(out)
 
-    def usb_devices(self) -> list[UsbDevice]:
+    def usb_devices(self, reuse: dict[str, UsbDevice] | None = None) -> list[UsbDevice]:
+        """Every USB device (not hubs' root devices, not interfaces); those in ``reuse``
+        (real path -> an earlier read) are taken from there instead of read again."""
         base = self.sys / "bus" / "usb" / "devices"
+        listed = self._enumerate("usb", "usb_device")
+        names = [Path(p).name for p in listed] if listed is not None else listdir(base)
         out = []
-        for name in listdir(base):
+        for name in names:
             if ":" in name or name.startswith("usb"):
                 continue
             try:
-                dev = self.usb_device((base / name).resolve(strict=True))
+                path = (base / name).resolve(strict=True)
             except OSError:
-                continue
+                continue  # unplugged since the listing
+            dev = reuse.get(str(path)) if reuse else None
+            if dev is None:
+                dev = self.usb_device(path)
             if dev is not None:
                 out.append(dev)
         return out
@@ -154,7 +180,8 @@ class Sysfs:
         return listdir(self.sys / "bus" / "usb" / "drivers")
 
     def driver_module(self, driver: str) -> str | None:
-        if driver not in self.usb_drivers():
+        """The module behind a USB driver; ``driver`` is a name read from sysfs itself."""
+        if "/" in driver or driver in ("", ".", ".."):
             return None
         return link_name(self.sys / "bus" / "usb" / "drivers" / driver / "module")
 
@@ -166,3 +193,13 @@ class Sysfs:
             if refcnt is not None:
                 out.append((name, refcnt, listdir(self.sys / "module" / name / "holders")))
         return out
+
+
+def _udev_context() -> object | None:
+    """A pyudev context, or None where libudev cannot be loaded."""
+    try:
+        import pyudev
+
+        return pyudev.Context()
+    except (ImportError, OSError):
+        return None

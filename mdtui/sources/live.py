@@ -26,8 +26,8 @@ from allocator import Event, KernelError
 from allocator.events import EMPTY, ERROR, TRACE, UEVENT
 from allocator.mc.topology import DeviceInfo, Topology
 
-from ..live import infer
-from ..live.media import Ioctl, MediaReadError, kernel_ioctl, read
+from ..live import infer, kmsg
+from ..live.media import Ioctl, MediaRead, MediaReadError, kernel_ioctl, read
 from ..live.sysfs import Sysfs, UsbDevice, uevent
 from ..live.sysfs import read as read_attr
 from ..model import InterfaceView, MediaDeviceView, ModuleView, SystemSnapshot, UsbDeviceView
@@ -57,6 +57,7 @@ class LiveSource:
         *,
         read_only: bool = False,
         monitor_factory: Callable[[], Monitor] | None = None,
+        exact: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sysfs = sysfs or Sysfs()
@@ -72,6 +73,12 @@ class LiveSource:
         self.monitor: Monitor | None = None
         self.mode = "inferred"
         self.notes: list[str] = []
+        self._want_exact = exact
+        self.kmsg: kmsg.KmsgReader | None = None
+        self.tracker = kmsg.ExactTracker()
+        self._drivers: dict[str, str] = {}  # interface -> driver, as last read
+        self._usb: dict[str, UsbDevice] = {}  # USB devices as last read, by real path
+        self._reads: dict[str, MediaRead] = {}  # media devices as last read, by node
 
     # -- events ------------------------------------------------------------------------
 
@@ -94,26 +101,51 @@ class LiveSource:
         return event
 
     def start(self) -> None:
-        """Open the monitor (its fd is then ``fileno()``); a failure is a note, not a crash."""
+        """Open the monitor (and in exact mode /dev/kmsg); a failure is a note, not a crash."""
+        if self._want_exact and self.kmsg is None:
+            self._start_exact()
         if self._monitor_factory is None or self.monitor is not None:
             return
         try:
             self.monitor = self._monitor_factory()
         except OSError as exc:
-            self.notes.append(f"no event monitor ({exc.strerror}): press r to re-read")
+            self.notes.append(f"no event monitor ({exc.strerror})")
             return
         self.notes.append(self.monitor.description)
+
+    def _start_exact(self) -> None:
+        reason = kmsg.enable()
+        if reason is None:
+            try:
+                self.kmsg = kmsg.KmsgReader()
+            except OSError as exc:
+                reason = f"exact mode cannot read /dev/kmsg ({exc.strerror})"
+        if reason is not None:
+            self.notes.append(reason)
+        else:
+            self.mode = "exact"
 
     def stop(self) -> None:
         if self.monitor is not None:
             self.monitor.close()
             self.monitor = None
+        if self.kmsg is not None:
+            self.kmsg.close()
+            self.kmsg = None
 
-    def fileno(self) -> int | None:
-        return self.monitor.fileno() if self.monitor is not None else None
+    def filenos(self) -> list[int]:
+        """What to watch for readability: the uevent monitor, and /dev/kmsg in exact mode."""
+        fds = [self.monitor.fileno()] if self.monitor is not None else []
+        return fds + ([self.kmsg.fileno()] if self.kmsg is not None else [])
 
     def handle_readable(self) -> None:
-        """Drain the monitor: one event per uevent; mark what it touched for re-reading."""
+        """Drain what is queued: kernel log lines, then uevents (marking what they touched)."""
+        if self.kmsg is not None:
+            for message in self.kmsg.messages():
+                dev = self.tracker.apply(message)
+                if dev is not None:
+                    self._mark(dev)
+                    self.emit(TRACE, f"usb {dev}", message.split(": ", 1)[-1], level="debug")
         if self.monitor is None:
             return
         try:
@@ -133,12 +165,27 @@ class LiveSource:
             with self.lock:
                 if self._dirty is not None:
                     self._dirty.add(_usb_device_path(self.sysfs.sys, devpath))
+            if env.get("ACTION") == "unbind" and env.get("DEVTYPE") == "usb_interface":
+                self._owner_unbound(devpath.rsplit("/", 1)[-1])
             self.emit(
                 UEVENT,
                 env.get("DEVNAME", "").rsplit("/", 1)[-1] or devpath.rsplit("/", 1)[-1],
                 f"{env.get('ACTION', '?')} {devpath}",
                 env,
             )
+
+    def _mark(self, usb_name: str) -> None:
+        with self.lock:
+            if self._dirty is not None:
+                self._dirty.add(str((self.sysfs.sys / "bus" / "usb" / "devices" / usb_name).resolve()))
+
+    def _owner_unbound(self, interface: str) -> None:
+        """Exact mode: mainline logs no line for the owner's own media_device_delete()."""
+        usb_name = interface.split(":", 1)[0]
+        tracked = self.tracker.devices.get(usb_name)
+        driver = self._drivers.get(interface)
+        if tracked is not None and driver is not None and self.sysfs.driver_module(driver) == tracked.owner:
+            self.tracker.owner_unbound(usb_name)
 
     def invalidate(self) -> None:
         with self.lock:
@@ -195,8 +242,13 @@ class LiveSource:
     def snapshot(self) -> SystemSnapshot:
         with self.lock:
             dirty, self._dirty = self._dirty, set()
-        usb_devices = self.sysfs.usb_devices()
+        reuse = {} if dirty is None else {p: u for p, u in self._usb.items() if p not in dirty}
+        usb_devices = self.sysfs.usb_devices(reuse)
         by_path = {str(u.path): u for u in usb_devices}
+        self._usb = by_path
+        self._drivers = {i.name: i.driver for u in usb_devices for i in u.interfaces if i.driver}
+        modules = self.sysfs.modules()
+        refcnts = {name: refcnt for name, refcnt, _ in modules}
         views: list[MediaDeviceView] = []
         seen: set[str] = set()
         for media_path in self.sysfs.media_devices():
@@ -206,12 +258,12 @@ class LiveSource:
             if cached is not None and dirty is not None and cached[1] not in dirty:
                 views.append(cached[0])
                 continue
-            view, usb_path = self._device(media_path, by_path)
+            view, usb_path = self._device(media_path, by_path, refcnts)
             self._cache[key] = (view, usb_path)
             views.append(view)
         for gone in set(self._cache) - seen:
             del self._cache[gone]
-        modules = tuple(ModuleView(name, refcnt, tuple(users)) for name, refcnt, users in self.sysfs.modules())
+        module_views = tuple(ModuleView(name, refcnt, tuple(users)) for name, refcnt, users in modules)
         usb = tuple(
             UsbDeviceView(
                 u.name,
@@ -229,13 +281,15 @@ class LiveSource:
             source="live",
             seq=self._seq,
             media_devices=tuple(views),
-            modules=modules,
+            modules=module_views,
             usb_devices=usb,
             usb_drivers=tuple(self.sysfs.usb_drivers()),
             notes=notes,
         )
 
-    def _device(self, media_path: Path, by_path: dict[str, UsbDevice]) -> tuple[MediaDeviceView, str]:
+    def _device(
+        self, media_path: Path, by_path: dict[str, UsbDevice], refcnts: dict[str, int | None]
+    ) -> tuple[MediaDeviceView, str]:
         parent = media_path.parent
         shared = uevent(parent).get("DEVTYPE") == "usb_device"
         usb_path = parent if shared else parent.parent
@@ -247,7 +301,8 @@ class LiveSource:
             anomalies = ("unreadable: no DEVNAME in its uevent",)
         else:
             try:
-                result = read(devnode, self.ioctl)
+                result = read(devnode, self.ioctl, self._reads.get(devnode))
+                self._reads[devnode] = result
                 info, topology, legacy = result.info, result.topology, result.legacy
             except MediaReadError as exc:
                 anomalies = (f"{exc.state}: {exc.strerror}",)
@@ -262,14 +317,20 @@ class LiveSource:
         if usb is not None:
             holders = tuple(infer.holders(usb, topology, set(devnames.values()), shared, self.sysfs))
         owner = info.driver if shared and info.driver else None
-        owner_refcnt = next((r for name, r, _ in self.sysfs.modules() if name == owner), None) if owner else None
+        refcount = len(holders) if shared else None
+        inferred = infer.INFERRED
+        tracked = self.tracker.devices.get(usb.name) if usb is not None and self.mode == "exact" else None
+        if tracked is not None:
+            refcount, owner, inferred = tracked.refcount, tracked.owner, infer.INFERRED - {"refcount", "owner"}
+            anomalies = (*anomalies, *tracked.anomalies)
+        owner_refcnt = refcnts.get(owner) if owner else None
         view = MediaDeviceView(
             key=parent.name,
             usb_device=usb.name if usb is not None else usb_path.name,
             devnode=devnode,
             info=info,
             shared=shared,
-            refcount=len(holders) if shared else None,
+            refcount=refcount,
             owner=owner,
             owner_refcnt=owner_refcnt,
             owner_refs_from_sharers=sum(1 for h in holders if h.module != owner) if owner else 0,
@@ -278,7 +339,7 @@ class LiveSource:
             entity_legacy=tuple(legacy.get(e.id, (e.function, 0, 0)) for e in topology.entities),
             devnames=devnames,
             anomalies=anomalies,
-            inferred=infer.INFERRED,
+            inferred=inferred,
         )
         return view, str(usb_path)
 

@@ -49,11 +49,12 @@ class EventLog(RichLog):
         self.entries: deque[Entry] = deque(maxlen=KEEP)
         self.query_text = ""
 
-    def add_events(self, events: list[Event]) -> None:
-        self._add([Entry(e.time, e.kind, e.level, e.device, event_text(e)) for e in events])
-
-    def add_changes(self, time: float, changes: list[Change]) -> None:
-        self._add([Entry(time, "allocator", "", c.device, c.text) for c in changes])
+    def add_events(self, events: list[Event], changes: list[Change] = ()) -> None:  # type: ignore[assignment]
+        """A batch of events, then the allocator changes they caused, in one write."""
+        entries = [Entry(e.time, e.kind, e.level, e.device, event_text(e)) for e in events]
+        when = events[-1].time if events else 0.0
+        entries += [Entry(when, "allocator", "", c.device, c.text) for c in changes]
+        self._add(entries)
 
     def _add(self, entries: list[Entry]) -> None:
         self.entries.extend(entries)
