@@ -96,6 +96,7 @@ class MdtuiApp(App[None]):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle_gc: Timer | None = None
         self._reader: ThreadPoolExecutor | None = None
+        self._watched: list[int] = []
 
     # -- layout ------------------------------------------------------------------------
 
@@ -119,7 +120,6 @@ class MdtuiApp(App[None]):
 
     def on_mount(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self.sub_title = " · ".join(self.snapshot.notes)
         self.query_one("#devices").border_title = "Media devices" + (" · SIMULATED" if self.source.simulated else "")
         self.query_one("#modules").border_title = "Modules"
         self.query_one("#log").border_title = "Events"
@@ -128,6 +128,8 @@ class MdtuiApp(App[None]):
         self._unsubscribe = self.source.subscribe(self._on_event)
         for fd in self._start_monitor():  # the live source's monitors: read when readable, never polled
             self._loop.add_reader(fd, self.source.handle_readable)  # type: ignore[attr-defined]
+        if self._watched:
+            self.snapshot = self.source.snapshot()  # with what starting the monitors noted
         self._apply(self.snapshot)
         self.query_one(DeviceList).focus()
         # What exists now (a simulated kernel's graphs: ~3,400 objects per HVR-950Q, all
@@ -140,10 +142,11 @@ class MdtuiApp(App[None]):
 
     def _start_monitor(self) -> list[int]:
         start = getattr(self.source, "start", None)
+        self._watched = []
         if start is None:
             return []
         start()
-        self._watched: list[int] = self.source.filenos()  # type: ignore[attr-defined]
+        self._watched = self.source.filenos()  # type: ignore[attr-defined]
         return self._watched
 
     def on_unmount(self) -> None:
@@ -235,6 +238,7 @@ class MdtuiApp(App[None]):
             self._request_snapshot()
 
     def _apply(self, snap: SystemSnapshot) -> None:
+        self.sub_title = " · ".join(snap.notes)  # the source says what it is reading, and how
         self.query_one(DeviceList).show(snap)
         self.query_one(ModuleTable).show(snap)
         self._show_selected()

@@ -12,6 +12,8 @@ from ..model import MediaDeviceView, SystemSnapshot
 
 def render_detail(dev: MediaDeviceView | None, snap: SystemSnapshot) -> RenderableType:
     if dev is None:
+        if snap.source == "live":
+            return Text("No media device on this machine. `mdtui --source sim` shows the simulated one.", style="dim")
         return Text("No media device. Plug one in (p) or load a driver (m).", style="dim")
     t = dev.topology
     grid = Table.grid(padding=(0, 2))
