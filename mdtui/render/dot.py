@@ -3,7 +3,9 @@ interface nodes and links drawn the way ``mc_nextgen_test -D`` draws them.
 
 media-ctl: devnode entities are yellow boxes ``NAME\\nDEVNAME``; subdevs green Mrecords with
 sink ports left and source ports right; edges from the source entity right after its node,
-``:portN`` only on subdev ends; IMMUTABLE bold, disabled dashed.
+``:portN`` only on subdev ends; IMMUTABLE bold, disabled dashed.  Names are ENUM_ENTITIES'
+(31 bytes at most), and a label's second line is the device node, empty when there is none:
+the output of v4l-utils 1.22's media-ctl, checked against it running on the rig.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def print_dot(dev: MediaDeviceView, interfaces: bool = False) -> str:
         elif ent.is_subdev:
             sinks = " | ".join(f"<port{j}> {j}" for j in range(d.pads) if flags.get((d.id, j), 0) & 1)
             sources = " | ".join(f"<port{j}> {j}" for j in range(d.pads) if flags.get((d.id, j), 0) & 2)
-            devname = f"\\n{_quote(ent.devname)}" if ent.devname else ""
+            devname = f"\\n{_quote(ent.devname)}"  # media-ctl 1.22 prints "\n" even with no node
             out.append(
                 f'\tn{d.id:08x} [label="{{{{{sinks}}} | {name}{devname} | {{{sources}}}}}", '
                 "shape=Mrecord, style=filled, fillcolor=green]"

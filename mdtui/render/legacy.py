@@ -45,6 +45,12 @@ def type_names(etype: int) -> tuple[str, str]:
     return "Unknown", "Unknown"
 
 
+def legacy_name(name: str) -> str:
+    """The name ENUM_ENTITIES reports: strscpy into 32 bytes, so 31 bytes at most (media-ctl
+    shows "Auvitek AU8522 QAM/8VSB Fronten")."""
+    return name.encode()[:31].decode("utf-8", "ignore")
+
+
 def build(dev: MediaDeviceView) -> dict[int, LegacyEntity]:
     """Entities by id, each with its links in libmediactl's order, derived from G_TOPOLOGY
     (outbound data links per source entity keep their creation order, as ENUM_LINKS does)."""
@@ -63,7 +69,9 @@ def build(dev: MediaDeviceView) -> dict[int, LegacyEntity]:
         by_source.setdefault(src.entity_id, []).append(link)
     ents: dict[int, LegacyEntity] = {}
     for e, (etype, major, minor) in sorted(zip(t.entities, dev.entity_legacy, strict=True), key=lambda x: x[0].id):
-        desc = EntityDesc(e.id, e.name, etype, e.flags, npads.get(e.id, 0), len(by_source.get(e.id, ())), major, minor)
+        desc = EntityDesc(
+            e.id, legacy_name(e.name), etype, e.flags, npads.get(e.id, 0), len(by_source.get(e.id, ())), major, minor
+        )
         ents[e.id] = LegacyEntity(desc, dev.devnames.get((major, minor), "") if major else "")
     for eid in ents:
         for link in by_source.get(eid, ()):
