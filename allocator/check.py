@@ -49,6 +49,8 @@ def check(k: Kernel) -> list[Violation]:
     instances = k.allocator.instances()
     for inst in instances:
         name = label(inst.mdev)
+        if inst.mdev.cleaned_up:
+            out.append(Violation("use-after-free", name, "media_device_cleanup() ran on a device still in the list"))
         held = [h for mdev, h in holders if mdev is inst.mdev]
         count = inst.refcount.refcount
         if count < 0:

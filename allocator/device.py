@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable
 
 from .events import UEVENT, EventBus
 
@@ -86,7 +85,6 @@ class DeviceCore:
         self._seqnum = itertools.count(1)
         self.devices: dict[str, Device] = {}
         self.nodes: dict[str, Device] = {}
-        self.on_remove: list[Callable[[Device], None]] = []
 
     def uevent(self, dev: Device, action: str) -> None:
         env = {"ACTION": action, "DEVPATH": dev.devpath, "SUBSYSTEM": dev.subsystem}

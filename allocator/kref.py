@@ -48,14 +48,6 @@ class Kref:
             self.refcount = REFCOUNT_SATURATED
         self._warn(ADD_UAF if old == 0 else SATURATED)
 
-    def kref_get_unless_zero(self) -> bool:
-        """``kref_get_unless_zero()``: take a reference only if the object is still live."""
-        with self._lock:
-            if self.refcount <= 0:
-                return False
-            self.refcount += 1
-            return True
-
     def _dec(self) -> int:
         """Decrement (saturating on underflow, with the WARN); returns the old count."""
         with self._lock:

@@ -298,7 +298,8 @@ class MdtuiApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "choose" and parameters and parameters[0] in actions.SIM_ONLY:
             return self.source.simulated
-        return True
+        # --read-only: no bind/unbind either
+        return not (action == "choose" and parameters and self.source.read_only)
 
     def _choices(self, command: str) -> list[actions.Choice]:
         snap, dev = self.snapshot, self.selected_device

@@ -170,3 +170,11 @@ def test_pad_link_direction_is_checked(hvr: Kernel) -> None:
     with pytest.raises(KernelError) as err:
         mdev.media_create_pad_link(tuner, 0, decoder, 0, 0)  # pad 0 of the tuner is a sink
     assert err.value.errno == errno.EINVAL
+
+
+def test_release_unregisters_then_cleans_up(hvr: Kernel) -> None:
+    [inst] = hvr.allocator.instances()
+    assert not inst.mdev.cleaned_up
+    hvr.unbind("au0828", "1-1:1.0")
+    hvr.unbind("snd-usb-audio", "1-1:1.1")
+    assert inst.released and inst.mdev.cleaned_up and inst.mdev.devnode is None

@@ -57,7 +57,6 @@ from .uapi import (
 )
 
 NotifyFn = Callable[[Entity | None, Any], None]
-SourceFn = Callable[..., None]
 
 
 class EntityNotify:

@@ -34,13 +34,6 @@ class Pad:
         self.sig_type = sig_type
         self.id = 0
 
-    @property
-    def is_sink(self) -> bool:
-        return bool(self.flags & MEDIA_PAD_FL_SINK)
-
-    @property
-    def is_source(self) -> bool:
-        return bool(self.flags & MEDIA_PAD_FL_SOURCE)
 
 
 class Entity:

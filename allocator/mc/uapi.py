@@ -124,10 +124,6 @@ def interface_type_name(intf_type: int) -> str:
     return INTERFACE_TYPES.get(intf_type, f"0x{intf_type:08x}")
 
 
-def gobj_type(obj_id: int) -> int:
-    return obj_id >> 24
-
-
 def version_code(major: int, minor: int, patch: int) -> int:
     """``KERNEL_VERSION()``: what DEVICE_INFO puts in media_version and driver_version."""
     return (major << 16) | (minor << 8) | patch

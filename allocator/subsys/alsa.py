@@ -38,7 +38,6 @@ class PcmOps:
 class Pcm:
     def __init__(self, card: SndCard, device: int, stream: str, name: str, ops: PcmOps) -> None:
         self.card = card
-        self.device_num = device
         self.stream = stream  # "c" capture, "p" playback
         self.name = name
         self.ops = ops
