@@ -97,6 +97,7 @@ class MdtuiApp(App[None]):
         self._idle_gc: Timer | None = None
         self._reader: ThreadPoolExecutor | None = None
         self._watched: list[int] = []
+        self._log_on_drain = source.snapshot_on_loop
 
     # -- layout ------------------------------------------------------------------------
 
@@ -179,15 +180,19 @@ class MdtuiApp(App[None]):
             self._request_snapshot()
 
     def _take_pending(self) -> bool:
-        """Move queued events into the current batch; False once unmounted.  They reach the
-        log with the snapshot that includes them: one redraw per batch, and none competing
-        with the reader while it works."""
+        """Move queued events into the current batch; False once unmounted.
+
+        When snapshots are built on the loop, events are logged as they are drained (the
+        snapshot follows at once; measured faster).  With a reader thread they are logged
+        with the snapshot that includes them, so that no redraw competes with the reader."""
         with self._lock:
             events, self._pending = self._pending, []
             self._drain_scheduled = False
             if self._loop is None:
                 return False
         self._batch.extend(events)
+        if events and self._log_on_drain:
+            self.query_one(EventLog).add_events(events)
         return True
 
     def _request_snapshot(self) -> None:
@@ -225,8 +230,8 @@ class MdtuiApp(App[None]):
         self._batch = [e for e in self._batch if e.seq > snap.seq]
         self._dirty = self._dirty or bool(self._batch)
         changes = diff(self.snapshot, snap, cause_of(batch, self.snapshot))
-        log = self.query_one(EventLog)
-        log.add_events(batch, changes)
+        when = batch[-1].time if batch else 0.0
+        self.query_one(EventLog).add_events([] if self._log_on_drain else batch, changes, when)
         self.snapshot = snap
         self._apply(snap)
         self._building = False

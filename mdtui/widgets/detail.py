@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
-from textual.widgets import Static
+from textual.widget import Widget
 
 from ..model import MediaDeviceView, SystemSnapshot
 
@@ -55,12 +55,32 @@ def render_detail(dev: MediaDeviceView | None, snap: SystemSnapshot) -> Renderab
     return Group(*parts)
 
 
-class Detail(Static):
+class Detail(Widget):
+    """The detail, redrawn in place: ``Static.update`` re-lays out the whole screen, and the
+    detail changes with every event that moves the owner module's refcnt; a layout is only
+    needed when its height changes."""
+
+    DEFAULT_CSS = "Detail { height: auto; }"
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._renderable: RenderableType = Text("")
+        self._shown: object = False
+        self._height = -1
+
+    def render(self) -> RenderableType:
+        return self._renderable
+
     def show(self, dev: MediaDeviceView | None, snap: SystemSnapshot) -> None:
         key = None
         if dev is not None:
             key = (dev.key, dev.devnode, dev.refcount, dev.owner_refcnt, dev.holders, dev.anomalies, dev.topology)
-        if key is not None and key == getattr(self, "_shown", None):
+        if key is not None and key == self._shown:
             return
         self._shown = key
-        self.update(render_detail(dev, snap))
+        self._renderable = render_detail(dev, snap)
+        console = self.app.console
+        width = self.size.width or self.app.size.width
+        height = len(console.render_lines(self._renderable, console.options.update_width(max(1, width)), pad=False))
+        self.refresh(layout=height != self._height)
+        self._height = height

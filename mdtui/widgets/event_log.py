@@ -49,10 +49,12 @@ class EventLog(RichLog):
         self.entries: deque[Entry] = deque(maxlen=KEEP)
         self.query_text = ""
 
-    def add_events(self, events: list[Event], changes: list[Change] = ()) -> None:  # type: ignore[assignment]
-        """A batch of events, then the allocator changes they caused, in one write."""
+    def add_events(self, events: list[Event], changes: list[Change] = (), when: float | None = None) -> None:  # type: ignore[assignment]
+        """A batch of events, then the allocator changes they caused (stamped ``when``, the
+        time of the last event behind them), in one write."""
         entries = [Entry(e.time, e.kind, e.level, e.device, event_text(e)) for e in events]
-        when = events[-1].time if events else 0.0
+        if when is None:
+            when = events[-1].time if events else 0.0
         entries += [Entry(when, "allocator", "", c.device, c.text) for c in changes]
         self._add(entries)
 
