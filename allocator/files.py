@@ -90,11 +90,14 @@ class FileTable:
             self.files[file.fd] = file
         return file.fd
 
-    def close(self, fd: int) -> None:
+    def close(self, fd: int | str) -> None:
+        """Close an fd, or the oldest open file on a node path (a script's ``close NODE``)."""
         with self._lock:
-            file = self.files.pop(fd, None)
+            if isinstance(fd, str):
+                fd = next((n for n, f in self.files.items() if f.path == fd), fd)
+            file = self.files.pop(fd, None) if isinstance(fd, int) else None
         if file is None:
-            raise KernelError(errno.EBADF, f"close {fd}: {os.strerror(errno.EBADF)}")
+            raise KernelError(errno.EBADF, f"close {fd}: {os.strerror(errno.EBADF)}", str(fd))
         if file.fops.release is not None:
             file.fops.release(file)
         for m in file.pins:
@@ -108,11 +111,6 @@ class FileTable:
         if file.fops.ioctl is None:
             raise KernelError(errno.ENOTTY, f"{request} on {file.path}: {os.strerror(errno.ENOTTY)}", file.path)
         return file.fops.ioctl(file, request)
-
-    def fd_for(self, path: str) -> int | None:
-        """The oldest open fd on ``path`` (how a script's ``close NODE`` names a file)."""
-        with self._lock:
-            return next((fd for fd, f in self.files.items() if f.path == path), None)
 
     def open_files(self) -> list[File]:
         with self._lock:

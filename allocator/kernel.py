@@ -163,12 +163,6 @@ class Kernel:
 
     def close(self, fd: int | str) -> None:
         """Close an fd, or the oldest open file on a node path."""
-        if isinstance(fd, str):
-            found = self.files.fd_for(fd)
-            if found is None:
-                self._op(f"close {fd}", _raise, KernelError(errno.EBADF, f"close {fd}: not open", fd))
-                return
-            fd = found
         self._op(f"close {fd}", self.files.close, fd)
 
     def ioctl(self, fd: int, request: str) -> Any:
@@ -179,7 +173,3 @@ def _since_boot() -> Callable[[], float]:
     """Seconds since this simulated kernel booted, like the timestamps dmesg prints."""
     boot = time.monotonic()
     return lambda: time.monotonic() - boot
-
-
-def _raise(exc: KernelError) -> None:
-    raise exc

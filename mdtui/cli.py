@@ -113,19 +113,22 @@ def main(
         return watch(source, steps, args, out, clock or time.monotonic)
     from .app import MdtuiApp  # Textual is imported only for the TUI
 
-    for step in steps:
-        with contextlib.suppress(OSError):  # a refusal is an error event in the log
-            source.run(step)
+    run_script(source, steps)
     MdtuiApp(source).run()
     return 0
+
+
+def run_script(source: Source, steps: list[Step]) -> None:
+    """Run each step; a refusal is already an error event in the stream, and the script goes on."""
+    for step in steps:
+        with contextlib.suppress(OSError):
+            source.run(step)
 
 
 def dump(source: Source, steps: list[Step], args: argparse.Namespace, out: IO[str]) -> int:
     from .render import dot, jsondump, text
 
-    for step in steps:
-        with contextlib.suppress(OSError):
-            source.run(step)
+    run_script(source, steps)
     snap = source.snapshot()
     if args.device:
         node = args.device if args.device.startswith("/dev/") else f"/dev/{args.device}"
@@ -144,13 +147,13 @@ def dump(source: Source, steps: list[Step], args: argparse.Namespace, out: IO[st
 
 
 def watch(source: Source, steps: list[Step], args: argparse.Namespace, out: IO[str], clock: Callable[[], float]) -> int:
-    from .watch import Printer, Watch
+    from .watch import Printer, Watch, event_text
 
     printer = Printer(out, args.json, None if out is sys.stdout else False)
     w = Watch(source, printer, clock)
     try:
         for e in source.history():  # what happened before we subscribed: the world's setup
-            printer.line(e.time, e.kind, e.device, _event_text(e), e.seq)
+            printer.line(e.time, e.kind, e.device, event_text(e), e.seq)
         w.run_script(steps)
         if args.follow or not args.script:
             w.follow()
@@ -159,12 +162,6 @@ def watch(source: Source, steps: list[Step], args: argparse.Namespace, out: IO[s
     finally:
         w.close()
     return 0
-
-
-def _event_text(e: object) -> str:
-    from .watch import event_text
-
-    return event_text(e)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -35,7 +35,6 @@ class Pad:
         self.id = 0
 
 
-
 class Entity:
     """``struct media_entity``.  ``owner`` is ours, not the kernel's: which driver instance
     created it (for the "entity left behind" invariant)."""

@@ -33,7 +33,6 @@ from ..live.sysfs import read as read_attr
 from ..model import InterfaceView, MediaDeviceView, ModuleView, SystemSnapshot, UsbDeviceView
 from ..script import Step
 
-SUBSYSTEMS = ("media", "usb", "video4linux", "dvb", "sound", "module")
 EMPTY_TOPOLOGY = Topology(0, (), (), (), ())
 
 
