@@ -4,7 +4,12 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench screenshots
+# the rig tier (tests/rig, bench/rig_bench.py) needs Debian packages: installed here when
+# missing, with sudo unless root; a failure fails `make test` (the tier is never skipped)
+RIG_PKGS := umockdev gir1.2-umockdev-1.0 python3-gi v4l-utils gcc
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test lint bench screenshots rig-deps
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -14,16 +19,25 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/mdtui
 
-test: $(STAMP)
+rig-deps:
+	@command -v umockdev-wrapper >/dev/null && command -v media-ctl >/dev/null && command -v cc >/dev/null \
+	  && /usr/bin/python3 -c "import gi; gi.require_version('UMockdev', '1.0')" 2>/dev/null \
+	  || { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	       apt-get install -y -q --no-install-recommends $(RIG_PKGS); }
+
+test: $(STAMP) rig-deps
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
+	$(VENV)/bin/mdtui rig -- $(PY) -m pytest tests/rig
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-bench: $(STAMP)
+bench: $(STAMP) rig-deps
 	$(PY) bench/allocator_bench.py
 	$(PY) bench/tui_bench.py
+	$(PY) bench/live_bench.py
+	$(PY) bench/rig_bench.py
 
 screenshots: $(STAMP)
 	$(PY) -m mdtui.scenarios screenshots

@@ -16,7 +16,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, NamedTuple
+from operator import attrgetter, eq
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .mc.device import MediaDevice
 from .mc.entity import Entity, Interface, Pad
@@ -114,7 +115,8 @@ def _graph(mdev: MediaDevice) -> list[Violation]:
             for entity in mdev.entities.values():
                 if entity.owner is not None and id(entity.owner) not in owners:
                     owners[id(entity.owner)] = (entity.owner, entity.name)
-            cached = (mdev.generation, tuple(_structure(mdev)), tuple(owners.values()))
+            bad_structure = () if _looks_sound(mdev) else tuple(_structure(mdev))
+            cached = (mdev.generation, bad_structure, tuple(owners.values()))
             mdev.__dict__["_checked"] = cached
         bad = list(cached[1])
         for owner, example in cached[2]:  # an owner can go away without the graph changing
@@ -126,17 +128,57 @@ def _graph(mdev: MediaDevice) -> list[Violation]:
     return [Violation("graph", name, text) for text in bad]
 
 
-def _structure(mdev: MediaDevice) -> list[str]:
-    """The G_TOPOLOGY rules; cached per ``generation`` (callers hold graph_mutex)."""
-    bad: list[str] = []
-    tables = (
+_ID, _FLAGS, _ENTITY = attrgetter("id"), attrgetter("flags"), attrgetter("entity")
+_SOURCE, _SINK, _REVERSE = attrgetter("source"), attrgetter("sink"), attrgetter("reverse")
+_ONE_DIRECTION = (MEDIA_PAD_FL_SINK, MEDIA_PAD_FL_SOURCE)
+
+
+def _tables(mdev: MediaDevice) -> tuple[tuple[int, dict[int, Any]], ...]:
+    """Each object table with the type byte its ids must carry."""
+    return (
         (MEDIA_GRAPH_ENTITY, mdev.entities),
         (MEDIA_GRAPH_PAD, mdev.pads),
         (MEDIA_GRAPH_LINK, mdev.links),
         (MEDIA_GRAPH_INTF_DEVNODE, mdev.interfaces),
     )
+
+
+def _looks_sound(mdev: MediaDevice) -> bool:
+    """The rules of ``_structure`` checked over sets of distinct values, mostly in C: a few
+    hundred Python steps for a HVR-950Q's ~3,400 objects instead of one per object.  True
+    means ``_structure`` would find nothing; on False it is run for the messages."""
+    for gtype, table in _tables(mdev):  # the type byte right => no id shared across tables
+        if table and not min(table) >> 24 == gtype == max(table) >> 24:
+            return False
+        if not all(map(eq, table, map(_ID, table.values()))):
+            return False
+    pads, entities, links = set(mdev.pads.values()), mdev.entities, mdev.links.values()
+    if any(e.id not in entities or e.mdev is not mdev for e in set(map(_ENTITY, pads))):
+        return False
+    if any(f & (MEDIA_PAD_FL_SINK | MEDIA_PAD_FL_SOURCE) not in _ONE_DIRECTION for f in set(map(_FLAGS, pads))):
+        return False
+    if any(f & MEDIA_LNK_FL_IMMUTABLE and not f & MEDIA_LNK_FL_ENABLED for f in set(map(_FLAGS, links))):
+        return False
+    data = [ln for ln in links if not ln.flags & MEDIA_LNK_FL_INTERFACE_LINK]
+    intf = [ln for ln in links if ln.flags & MEDIA_LNK_FL_INTERFACE_LINK]
+    sources, sinks = set(map(_SOURCE, data)), set(map(_SINK, data))
+    return (
+        sources <= pads
+        and sinks <= pads
+        and all(p.flags & MEDIA_PAD_FL_SOURCE for p in sources)
+        and all(p.flags & MEDIA_PAD_FL_SINK for p in sinks)
+        and set(map(_REVERSE, data)) <= set(links)
+        and set(map(_SOURCE, intf)) <= set(mdev.interfaces.values())
+        and set(map(_SINK, intf)) <= set(entities.values())
+    )
+
+
+def _structure(mdev: MediaDevice) -> list[str]:
+    """The G_TOPOLOGY rules, one object at a time, with a message for each breach; cached per
+    ``generation`` (callers hold graph_mutex)."""
+    bad: list[str] = []
     seen: set[int] = set()
-    for gtype, table in tables:
+    for gtype, table in _tables(mdev):
         for obj_id, obj in table.items():
             if obj_id >> 24 != gtype or obj.id != obj_id:
                 bad.append(f"object {obj_id:#010x} has the wrong type or id")

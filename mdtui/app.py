@@ -39,7 +39,7 @@ from .widgets.detail import Detail
 from .widgets.device_list import DeviceList
 from .widgets.event_log import EventLog
 from .widgets.graph import EntityTree, GraphDrawing, InterfaceTable
-from .widgets.modules import ModuleTable
+from .widgets.modules import ModuleList
 
 #: seconds without updates after which a full garbage collection runs (once, not periodically)
 IDLE_GC_AFTER = 2.0
@@ -97,7 +97,6 @@ class MdtuiApp(App[None]):
         self._idle_gc: Timer | None = None
         self._reader: ThreadPoolExecutor | None = None
         self._watched: list[int] = []
-        self._log_on_drain = source.snapshot_on_loop
 
     # -- layout ------------------------------------------------------------------------
 
@@ -114,7 +113,8 @@ class MdtuiApp(App[None]):
                     yield GraphDrawing(id="drawing")
                 with TabPane("Interfaces", id="tab-interfaces"):
                     yield InterfaceTable(id="interfaces")
-            yield ModuleTable(id="modules")
+            with VerticalScroll(id="modules"):
+                yield ModuleList()
         yield EventLog(id="log")
         yield Input(placeholder="filter events: text, or kind:trace / kind:error ...", id="filter")
         yield Footer()
@@ -180,19 +180,15 @@ class MdtuiApp(App[None]):
             self._request_snapshot()
 
     def _take_pending(self) -> bool:
-        """Move queued events into the current batch; False once unmounted.
-
-        When snapshots are built on the loop, events are logged as they are drained (the
-        snapshot follows at once; measured faster).  With a reader thread they are logged
-        with the snapshot that includes them, so that no redraw competes with the reader."""
+        """Move queued events into the current batch; False once unmounted.  They are logged
+        with the snapshot that includes them: one log write per frame (each write re-lays out
+        the screen; two per frame cost p99 ~8 ms in bench/tui_bench.py)."""
         with self._lock:
             events, self._pending = self._pending, []
             self._drain_scheduled = False
             if self._loop is None:
                 return False
         self._batch.extend(events)
-        if events and self._log_on_drain:
-            self.query_one(EventLog).add_events(events)
         return True
 
     def _request_snapshot(self) -> None:
@@ -231,7 +227,7 @@ class MdtuiApp(App[None]):
         self._dirty = self._dirty or bool(self._batch)
         changes = diff(self.snapshot, snap, cause_of(batch, self.snapshot))
         when = batch[-1].time if batch else 0.0
-        self.query_one(EventLog).add_events([] if self._log_on_drain else batch, changes, when)
+        self.query_one(EventLog).add_events(batch, changes, when)
         self.snapshot = snap
         self._apply(snap)
         self._building = False
@@ -245,7 +241,7 @@ class MdtuiApp(App[None]):
     def _apply(self, snap: SystemSnapshot) -> None:
         self.sub_title = " · ".join(snap.notes)  # the source says what it is reading, and how
         self.query_one(DeviceList).show(snap)
-        self.query_one(ModuleTable).show(snap)
+        self.query_one(ModuleList).show(snap)
         self._show_selected()
 
     @staticmethod

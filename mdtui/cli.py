@@ -1,4 +1,4 @@
-"""Command line: ``mdtui`` (the TUI), ``mdtui watch``, ``mdtui dump``."""
+"""Command line: ``mdtui`` (the TUI), ``mdtui watch``, ``mdtui dump``, ``mdtui rig``."""
 
 from __future__ import annotations
 
@@ -30,6 +30,23 @@ unbind DRIVER INTF | open NODE | close NODE | # comment
 """
 
 
+RIG_HELP = """\
+Run COMMAND inside a umockdev testbed that presents the simulated kernel as this machine:
+sysfs (USB devices and interfaces, /sys/bus/media, video/dvb/sound nodes, /sys/module), /dev
+nodes, the media ioctls answered from the simulated media devices, a uevent for every change,
+and bind/unbind writes that act on the simulation and fail with its errno.  Inside, COMMAND
+finds $MDTUI_RIG_CONTROL: a Unix socket that takes lifecycle lines (plug, unplug, ...; or
+'reset [SCRIPT]') and answers 'ok' or 'error ERRNO NAME message'.
+
+examples:
+  mdtui rig                                   the TUI on the live source, on the rig
+  mdtui rig -- media-ctl -p -d /dev/media0
+  mdtui rig --script lifecycle.txt -- mdtui dump --source live --format json
+
+needs Debian's umockdev, gir1.2-umockdev-1.0, python3-gi and a C compiler.
+"""
+
+
 class UsageError(Exception):
     pass
 
@@ -53,7 +70,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"mdtui {__version__}")
     _common(p)
-    sub = p.add_subparsers(dest="command", metavar="{watch,dump}")
+    sub = p.add_subparsers(dest="command", metavar="{watch,dump,rig}")
     w = sub.add_parser(
         "watch",
         help="print one line per event until Ctrl-C",
@@ -75,6 +92,17 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--format", choices=("text", "json", "dot"), default="text")
     d.add_argument("--interfaces", action="store_true", help="dot: add interface nodes (mc_nextgen_test style)")
     d.add_argument("--device", metavar="NODE", help="only this media device (media0 or /dev/media0)")
+    r = sub.add_parser(
+        "rig",
+        help="run COMMAND on a virtual machine: the simulated kernel behind umockdev's /sys, /dev and ioctls",
+        description=RIG_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    r.add_argument(
+        "--script", metavar="FILE", help="build the machine with this lifecycle script (default world without)"
+    )
+    r.add_argument("--variant", choices=VARIANTS, default="mainline", help="simulated allocator: mainline or fixed")
+    r.add_argument("rig_command", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="default: the TUI, live source")
     return p
 
 
@@ -99,6 +127,11 @@ def main(
 ) -> int:
     out = stdout or sys.stdout
     args = parser().parse_args(argv)
+    if args.command == "rig":
+        from .rig import launch
+
+        command = args.rig_command[1:] if args.rig_command[:1] == ["--"] else args.rig_command
+        return launch.run(command, args.script, args.variant)
     try:
         source, steps = open_source(args, clock)
     except (ScriptError, UsageError) as exc:

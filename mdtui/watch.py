@@ -43,7 +43,8 @@ def event_text(e: Event) -> str:
     if e.kind == "uevent":
         f = e.fields
         extra = f" DRIVER={f['DRIVER']}" if "DRIVER" in f else ""
-        node = f" /dev/{f['DEVNAME']}" if "DEVNAME" in f else ""
+        name = f.get("DEVNAME", "")  # the kernel's is relative to /dev; libudev's is a path
+        node = f" {name}" if name.startswith("/") else f" /dev/{name}" if name else ""
         return f"{f.get('ACTION')} {f.get('SUBSYSTEM')} {e.device}{node}{extra} SEQNUM={f.get('SEQNUM')}"
     if e.kind == "error":
         return f"{e.text} [{e.fields.get('ERRNO', '')}]"

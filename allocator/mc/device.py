@@ -293,6 +293,7 @@ class MediaDevice:
         for half in (link, link.reverse):
             if half is not None:
                 half.flags = (half.flags & ~MEDIA_LNK_FL_ENABLED) | (flags & MEDIA_LNK_FL_ENABLED)
+                half.record = None  # made again at the next read
 
     @staticmethod
     def media_get_pad_index(entity: Entity, is_sink: bool, sig_type: int) -> int:
@@ -324,37 +325,26 @@ class MediaDevice:
         with self.graph_mutex:
             return Topology(
                 self.topology_version,
-                tuple(TopoEntity(e.id, e.name, e.function, e.flags) for e in self.entities.values()),
-                tuple(TopoInterface(i.id, i.intf_type, i.flags, i.major, i.minor) for i in self.interfaces.values()),
-                tuple(TopoPad(p.id, p.entity.id, p.flags, p.index) for p in self.pads.values()),
-                tuple(
-                    TopoLink(ln.id, ln.source.id, ln.sink.id, ln.flags)
-                    for ln in self.links.values()
-                    if not ln.is_backlink
-                ),
+                tuple([e.record or _entity_record(e) for e in self.entities.values()]),
+                tuple([i.record or _interface_record(i) for i in self.interfaces.values()]),
+                tuple([p.record or _pad_record(p) for p in self.pads.values()]),
+                tuple([ln.record or _link_record(ln) for ln in self.links.values() if not ln.is_backlink]),
             )
 
     def enum_entities(self) -> tuple[EntityDesc, ...]:
-        """MEDIA_IOC_ENUM_ENTITIES over every entity, with the kernel's remapping of functions
-        outside the legacy ranges (so old media-ctl does not drop them)."""
-        out = []
+        """MEDIA_IOC_ENUM_ENTITIES over every entity (types remapped as ``_legacy_type`` says)."""
         with self.graph_mutex:
-            for e in self.entities.values():
-                etype = e.function
-                if etype < MEDIA_ENT_F_OLD_BASE or etype > MEDIA_ENT_F_TUNER:
-                    if e.obj_type_subdev:
-                        etype = MEDIA_ENT_F_V4L2_SUBDEV_UNKNOWN
-                    elif etype != MEDIA_ENT_F_IO_V4L:
-                        etype = MEDIA_ENT_T_DEVNODE_UNKNOWN
-                major, minor = e.info_dev or (0, 0)
-                links = e.num_links - e.num_backlinks
-                out.append(EntityDesc(e.id, e.name, etype, e.flags, len(e.pads), links, major, minor))
-        return tuple(out)
+            return tuple(
+                EntityDesc(e.id, e.name, etype, e.flags, len(e.pads), e.num_links - e.num_backlinks, major, minor)
+                for e in self.entities.values()
+                for etype, major, minor in (e.legacy or _legacy_type(e),)
+            )
 
     def legacy_types(self) -> tuple[tuple[int, int, int], ...]:
         """(ENUM_ENTITIES type, info.dev major, minor) of every entity, in G_TOPOLOGY order:
         what the legacy view adds to G_TOPOLOGY."""
-        return tuple((d.type, d.major, d.minor) for d in self.enum_entities())
+        with self.graph_mutex:
+            return tuple([e.legacy or _legacy_type(e) for e in self.entities.values()])
 
     def enum_links(self, entity_id: int) -> tuple[tuple[PadDesc, ...], tuple[LinkDesc, ...]]:
         """MEDIA_IOC_ENUM_LINKS: the entity's pads and its outbound data links (EINVAL for an
@@ -393,3 +383,42 @@ class MediaDevice:
 
     def _devname(self) -> str:
         return f"usb {self.dev.name}" if self.dev is not None else "media"
+
+
+# Each object's G_TOPOLOGY record is made at its first read and kept (see entity.py): a
+# registration makes none, so plugging a device costs no more when nobody reads it.
+
+
+def _entity_record(e: Entity) -> TopoEntity:
+    e.record = TopoEntity(e.id, e.name, e.function, e.flags)
+    return e.record
+
+
+def _interface_record(i: Interface) -> TopoInterface:
+    i.record = TopoInterface(i.id, i.intf_type, i.flags, i.major, i.minor)
+    return i.record
+
+
+def _pad_record(p: Pad) -> TopoPad:
+    p.record = TopoPad(p.id, p.entity.id, p.flags, p.index)
+    return p.record
+
+
+def _link_record(ln: Link) -> TopoLink:
+    ln.record = TopoLink(ln.id, ln.source.id, ln.sink.id, ln.flags)
+    return ln.record
+
+
+def _legacy_type(e: Entity) -> tuple[int, int, int]:
+    """What ENUM_ENTITIES says of an entity besides its name and counts, kept in
+    ``e.legacy``: its type, with the kernel's remapping of functions outside the legacy ranges
+    (so old media-ctl does not drop them), and ``info.dev``."""
+    etype = e.function
+    if etype < MEDIA_ENT_F_OLD_BASE or etype > MEDIA_ENT_F_TUNER:
+        if e.obj_type_subdev:
+            etype = MEDIA_ENT_F_V4L2_SUBDEV_UNKNOWN
+        elif etype != MEDIA_ENT_F_IO_V4L:
+            etype = MEDIA_ENT_T_DEVNODE_UNKNOWN
+    major, minor = e.info_dev or (0, 0)
+    e.legacy = (etype, major, minor)
+    return e.legacy

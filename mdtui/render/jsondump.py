@@ -90,7 +90,7 @@ def to_dict(snap: SystemSnapshot) -> dict[str, Any]:
         "source": snap.source,
         "notes": list(snap.notes),
         "media_devices": [device(d) for d in snap.media_devices],
-        "modules": [{"name": m.name, "refcnt": m.refcnt, "used_by": list(m.used_by)} for m in snap.modules],
+        "modules": [{"name": m.name, "refcnt": m.refcnt, "used_by": sorted(m.used_by)} for m in snap.modules],
         "anomalies": list(snap.anomalies),
     }
 

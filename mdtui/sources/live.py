@@ -232,9 +232,8 @@ class LiveSource:
             raise KernelError(
                 code, f"{hint}echo {interface} > {_show(path, self.sysfs.sys)}: {os.strerror(code)}", interface
             ) from exc
-        with self.lock:
-            if self._dirty is not None:
-                self._dirty.add(str((self.sysfs.sys / "bus" / "usb" / "devices" / interface.split(":")[0]).resolve()))
+        # nothing is re-read here: the kernel sends a bind/unbind uevent (since 4.14) and the
+        # device is re-read when it arrives, like after a change anybody else made
 
     # -- snapshots ---------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ class SimSource:
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
         self.lock = threading.RLock()
-        self._graphs: dict[int, tuple[int, Any, Any]] = {}
+        self._graphs: dict[int, tuple[int, Any, Any, Any]] = {}
 
     # -- events ------------------------------------------------------------------------
 
@@ -148,9 +148,11 @@ class SimSource:
         cached = self._graphs.get(id(mdev))
         if cached is None or cached[0] != mdev.generation:
             with mdev.graph_mutex:
-                cached = (mdev.generation, mdev.topology(), mdev.legacy_types())
+                topology, legacy = mdev.topology(), mdev.legacy_types()
+                nodes = {(i.major, i.minor) for i in topology.interfaces} | {(ma, mi) for _, ma, mi in legacy if ma}
+                cached = (mdev.generation, topology, legacy, nodes)
             self._graphs[id(mdev)] = cached
-        _, topology, legacy = cached
+        _, topology, legacy, wanted = cached
         dev = mdev.dev
         usb_name = getattr(dev, "udev", dev).name if dev is not None else "?"
         key = dev.name if dev is not None else "?"
@@ -165,7 +167,6 @@ class SimSource:
         name = label(mdev)
         mine = {name, f"usb {usb_name}"}
         anomalies = tuple(v.message for v in violations if v.device in mine)
-        wanted = {(i.major, i.minor) for i in topology.interfaces} | {(ma, mi) for _, ma, mi in legacy if ma}
         return MediaDeviceView(
             key=key,
             usb_device=usb_name,

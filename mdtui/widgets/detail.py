@@ -5,9 +5,9 @@ from __future__ import annotations
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
-from textual.widget import Widget
 
 from ..model import MediaDeviceView, SystemSnapshot
+from .inplace import InPlace
 
 
 def render_detail(dev: MediaDeviceView | None, snap: SystemSnapshot) -> RenderableType:
@@ -55,21 +55,10 @@ def render_detail(dev: MediaDeviceView | None, snap: SystemSnapshot) -> Renderab
     return Group(*parts)
 
 
-class Detail(Widget):
-    """The detail, redrawn in place: ``Static.update`` re-lays out the whole screen, and the
-    detail changes with every event that moves the owner module's refcnt; a layout is only
-    needed when its height changes."""
-
-    DEFAULT_CSS = "Detail { height: auto; }"
-
+class Detail(InPlace):
     def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self._renderable: RenderableType = Text("")
+        super().__init__(**kwargs)
         self._shown: object = False
-        self._height = -1
-
-    def render(self) -> RenderableType:
-        return self._renderable
 
     def show(self, dev: MediaDeviceView | None, snap: SystemSnapshot) -> None:
         key = None
@@ -77,10 +66,6 @@ class Detail(Widget):
             key = (dev.key, dev.devnode, dev.refcount, dev.owner_refcnt, dev.holders, dev.anomalies, dev.topology)
         if key is not None and key == self._shown:
             return
+        same_device = key is not None and isinstance(self._shown, tuple) and self._shown[0] == key[0]
         self._shown = key
-        self._renderable = render_detail(dev, snap)
-        console = self.app.console
-        width = self.size.width or self.app.size.width
-        height = len(console.render_lines(self._renderable, console.options.update_width(max(1, width)), pad=False))
-        self.refresh(layout=height != self._height)
-        self._height = height
+        self.set_renderable(render_detail(dev, snap), new_subject=not same_device)

@@ -1,0 +1,35 @@
+"""The rig tier: these tests run inside ``mdtui rig`` (``make test`` starts them there), on
+the simulated machine behind umockdev's /sys, /dev and ioctls.  Outside a rig they refuse to
+run rather than skip (tests/conftest.py leaves this folder out of a plain ``pytest``)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+if "MDTUI_RIG_CONTROL" not in os.environ:
+    pytest.exit("tests/rig runs inside the rig: .venv/bin/mdtui rig -- .venv/bin/python -m pytest tests/rig", 4)
+
+
+def control(line: str) -> str:
+    """One line to the rig (a lifecycle step, or ``reset``); its answer."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(os.environ["MDTUI_RIG_CONTROL"])
+        s.sendall(line.encode() + b"\n")
+        with s.makefile() as reply:
+            return reply.readline().strip()
+
+
+def mdtui(*args: str) -> str:
+    """``mdtui ARGS`` inside the rig; its output."""
+    return subprocess.run([sys.executable, "-m", "mdtui", *args], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.fixture(autouse=True)
+def fresh_machine() -> None:
+    """Every test starts on the default world."""
+    assert control("reset") == "ok"
