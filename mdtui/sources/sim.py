@@ -149,8 +149,8 @@ class SimSource:
         if cached is None or cached[0] != mdev.generation:
             with mdev.graph_mutex:
                 topology, legacy = mdev.topology(), mdev.legacy_types()
-                nodes = {(i.major, i.minor) for i in topology.interfaces} | {(ma, mi) for _, ma, mi in legacy if ma}
-                cached = (mdev.generation, topology, legacy, nodes)
+                wanted = {(i.major, i.minor) for i in topology.interfaces} | {(ma, mi) for _, ma, mi in legacy if ma}
+                cached = (mdev.generation, topology, legacy, wanted)
             self._graphs[id(mdev)] = cached
         _, topology, legacy, wanted = cached
         dev = mdev.dev
