@@ -65,6 +65,11 @@ class EventBus:
         self.history: deque[Event] = deque(maxlen=history)
         self.subscriber_errors: list[BaseException] = []
 
+    def now(self) -> float:
+        """The clock every event is stamped with (the kernel's monotonic clock, as
+        printk and uevent times use)."""
+        return self._clock()
+
     @property
     def last_seq(self) -> int:
         return self._seq

@@ -14,6 +14,7 @@ import asyncio
 import gc
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
 
 from allocator import Event, KernelError
 
-from . import actions
+from . import actions, crash, terminal, textual_fixes
 from .changes import cause_of, diff
 from .commands import ActionCommands
 from .model import MediaDeviceView, SystemSnapshot
@@ -40,6 +41,8 @@ from .widgets.device_list import DeviceList
 from .widgets.event_log import EventLog
 from .widgets.graph import EntityTree, GraphDrawing, InterfaceTable
 from .widgets.modules import ModuleList
+
+textual_fixes.apply()
 
 #: seconds without updates after which a full garbage collection runs (once, not periodically)
 IDLE_GC_AFTER = 2.0
@@ -97,6 +100,9 @@ class MdtuiApp(App[None]):
         self._idle_gc: Timer | None = None
         self._reader: ThreadPoolExecutor | None = None
         self._watched: list[int] = []
+        self._unwatch_terminal: Callable[[], None] | None = None
+        #: where the traceback of a crash was saved (see ``mdtui.crash``)
+        self.crash_report: Path | None = None
 
     # -- layout ------------------------------------------------------------------------
 
@@ -121,6 +127,8 @@ class MdtuiApp(App[None]):
 
     def on_mount(self) -> None:
         self._loop = asyncio.get_running_loop()
+        if not self.is_headless:  # a real terminal: end with it (mdtui/terminal.py)
+            self._unwatch_terminal = terminal.watch(self._loop, self._quit_with)
         self.query_one("#devices").border_title = "Media devices" + (" · SIMULATED" if self.source.simulated else "")
         self.query_one("#modules").border_title = "Modules"
         self.query_one("#log").border_title = "Events"
@@ -150,7 +158,18 @@ class MdtuiApp(App[None]):
         self._watched = self.source.filenos()  # type: ignore[attr-defined]
         return self._watched
 
+    def _quit_with(self, status: int) -> None:
+        self.exit(return_code=status)
+
+    def _handle_exception(self, error: Exception) -> None:
+        # Textual's hook for an unhandled exception (it renders it, exits with status 1):
+        # keep a copy of the traceback that outlives the terminal
+        self.crash_report = crash.save(error)
+        super()._handle_exception(error)
+
     def on_unmount(self) -> None:
+        if self._unwatch_terminal is not None:
+            self._unwatch_terminal()
         self._unsubscribe()
         if getattr(self, "_watched", None) and self._loop is not None:
             for fd in self._watched:

@@ -55,14 +55,15 @@ def diff(before: SystemSnapshot | None, after: SystemSnapshot, cause: str = "") 
     for key, d in new.items():
         o = old.get(key)
         if o is None:
-            what = f"allocated by {d.info.driver}, refcount {d.refcount}" if d.shared else f"created by {d.info.driver}"
+            driver = d.unread.unknown if d.unread is not None else d.info.driver
+            what = f"allocated by {driver}, refcount {d.fact(d.refcount)}" if d.shared else f"created by {driver}"
             out.append(Change(_name(d), f"{_name(d)} {what}{why}"))
             continue
         if o.devnode != d.devnode:
             what = f"registered as {d.devnode}" if d.devnode else f"unregistered (was {o.devnode})"
             out.append(Change(_name(d), f"{_name(d)} {what}{why}"))
         if o.refcount != d.refcount:
-            out.append(Change(_name(d), f"{_name(d)} refcount {o.refcount}→{d.refcount}{why}"))
+            out.append(Change(_name(d), f"{_name(d)} refcount {o.fact(o.refcount)}→{d.fact(d.refcount)}{why}"))
         if o.owner_refcnt != d.owner_refcnt and d.owner:
             out.append(Change(_name(d), f"{_name(d)} owner {d.owner} refcnt {o.owner_refcnt}→{d.owner_refcnt}{why}"))
         for a in sorted(set(d.anomalies) - set(o.anomalies)):

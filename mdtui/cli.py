@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
+import os
+import signal
 import sys
-import time
 from collections.abc import Callable, Sequence
 from typing import IO
 
@@ -45,6 +47,10 @@ examples:
 
 needs Debian's umockdev, gir1.2-umockdev-1.0, python3-gi and a C compiler.
 """
+
+
+#: a script step the kernel refused, and its error
+Refusal = tuple[Step, OSError]
 
 
 class UsageError(Exception):
@@ -137,31 +143,62 @@ def main(
     except (ScriptError, UsageError) as exc:
         print(f"mdtui: {exc}", file=sys.stderr)
         return 2
-    if args.command == "dump":
-        if args.exact:
-            print("mdtui: --exact follows the kernel log as it happens: use it with watch or the TUI", file=sys.stderr)
-            return 2
-        return dump(source, steps, args, out)
-    if args.command == "watch":
-        return watch(source, steps, args, out, clock or time.monotonic)
+    if args.command == "dump" and args.exact:
+        print("mdtui: --exact follows the kernel log as it happens: use it with watch or the TUI", file=sys.stderr)
+        return 2
+    if args.command in ("dump", "watch"):
+        try:
+            return (dump if args.command == "dump" else watch)(source, steps, args, out)
+        except OSError as exc:  # the output went away (| head) or filled up (/dev/full)
+            return output_failed(args.command, exc, out)
     from .app import MdtuiApp  # Textual is imported only for the TUI
 
     run_script(source, steps)
-    MdtuiApp(source).run()
-    return 0
+    app = MdtuiApp(source)
+    app.run()
+    if app.return_code == 1 and app.crash_report is not None:
+        print(f"mdtui: crashed; the traceback is above and in {app.crash_report}", file=sys.stderr)
+    elif app.return_code == 1:
+        print("mdtui: crashed; the traceback is above", file=sys.stderr)
+    return app.return_code or 0
 
 
-def run_script(source: Source, steps: list[Step]) -> None:
-    """Run each step; a refusal is already an error event in the stream, and the script goes on."""
+def output_failed(command: str, exc: OSError, out: IO[str]) -> int:
+    """A write to the output failed.  A closed pipe ends quietly, with the status of a
+    tool killed by SIGPIPE (141); anything else is named.  Either way the rest of what was
+    buffered is dropped, so that exiting does not fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+    if isinstance(exc, BrokenPipeError):
+        return 128 + signal.SIGPIPE
+    name = errno.errorcode.get(exc.errno or 0, "?")
+    print(f"mdtui {command}: cannot write the output: {exc.strerror or exc} ({name})", file=sys.stderr)
+    return 1
+
+
+def run_script(source: Source, steps: list[Step]) -> list[Refusal]:
+    """Run each step; a refusal is an error event in the stream too, and the script goes on."""
+    refused = []
     for step in steps:
-        with contextlib.suppress(OSError):
+        try:
             source.run(step)
+        except OSError as exc:
+            refused.append((step, exc))
+    return refused
+
+
+def report(script: str | None, refused: list[Refusal]) -> int:
+    """Name each refused step on stderr; the exit status: 1 when the kernel refused one."""
+    for step, exc in refused:
+        name = errno.errorcode.get(exc.errno or 0, "?")
+        print(f"mdtui: {script}:{step.line}: {step}: refused: {name}: {exc.strerror}", file=sys.stderr)
+    return 1 if refused else 0
 
 
 def dump(source: Source, steps: list[Step], args: argparse.Namespace, out: IO[str]) -> int:
     from .render import dot, jsondump, text
 
-    run_script(source, steps)
+    refused = run_script(source, steps)
     snap = source.snapshot()
     if args.device:
         node = args.device if args.device.startswith("/dev/") else f"/dev/{args.device}"
@@ -171,30 +208,40 @@ def dump(source: Source, steps: list[Step], args: argparse.Namespace, out: IO[st
             return 1
         snap = type(snap)(**{**{f: getattr(snap, f) for f in snap.__dataclass_fields__}, "media_devices": devices})
     if args.format == "json":
-        out.write(jsondump.render(snap))
+        out.write(jsondump.render(snap, refused))
     elif args.format == "dot":
         out.write(dot.render(snap, args.interfaces))
     else:
         out.write(text.render(snap))
-    return 0
+    return report(args.script, refused)
 
 
-def watch(source: Source, steps: list[Step], args: argparse.Namespace, out: IO[str], clock: Callable[[], float]) -> int:
+def watch(source: Source, steps: list[Step], args: argparse.Namespace, out: IO[str]) -> int:
     from .watch import Printer, Watch, event_text
 
     printer = Printer(out, args.json, None if out is sys.stdout else False)
-    w = Watch(source, printer, clock)
+    w = Watch(source, printer)
+    refused: list[Refusal] = []
+    ended_by: list[int] = []
+
+    def end(signum: int, _frame: object) -> None:  # SIGTERM, SIGHUP: stop as Ctrl-C does, cleanly
+        ended_by.append(signum)
+        w.stop()
+
+    previous = {signum: signal.signal(signum, end) for signum in (signal.SIGTERM, signal.SIGHUP)}
     try:
         for e in source.history():  # what happened before we subscribed: the world's setup
             printer.line(e.time, e.kind, e.device, event_text(e), e.seq)
-        w.run_script(steps)
-        if args.follow or not args.script:
+        refused = w.run_script(steps)
+        if (args.follow or not args.script) and not ended_by:
             w.follow()
     except KeyboardInterrupt:
         pass
     finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         w.close()
-    return 0
+    return 128 + ended_by[0] if ended_by else report(args.script, refused)
 
 
 if __name__ == "__main__":

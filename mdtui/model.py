@@ -9,7 +9,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from allocator.mc.topology import DeviceInfo, Topology
+from allocator.mc import uapi
+from allocator.mc.topology import DeviceInfo, TopoLink, Topology
+
+#: what a link joins, from the type field of its flags (``MEDIA_LNK_FL_LINK_TYPE``): data
+#: links join two pads, interface links an interface to an entity, ancillary links (5.18)
+#: two entities (a sensor and its lens or flash); other values are not defined by media.h
+DATA, INTERFACE, ANCILLARY, UNKNOWN = "data", "interface", "ancillary", "unknown"
+LINK_KINDS = {
+    uapi.MEDIA_LNK_FL_DATA_LINK: DATA,
+    uapi.MEDIA_LNK_FL_INTERFACE_LINK: INTERFACE,
+    uapi.MEDIA_LNK_FL_ANCILLARY_LINK: ANCILLARY,
+}
+
+
+def link_kind(flags: int) -> str:
+    """``data``, ``interface``, ``ancillary`` or ``unknown``: the type field, not one bit of it."""
+    return LINK_KINDS.get(flags & uapi.MEDIA_LNK_FL_LINK_TYPE, UNKNOWN)
+
+
+def links_of_kind(links: tuple[TopoLink, ...], kind: str) -> list[TopoLink]:
+    return [ln for ln in links if link_kind(ln.flags) == kind]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,18 +42,43 @@ class HolderView:
 
 
 @dataclass(frozen=True, slots=True)
+class BoundDriver:
+    """A driver bound to the key device (an interface of the USB device, or the parent
+    itself), as sysfs shows it whether or not the media device can be opened."""
+
+    driver: str
+    module: str | None  # the module behind it (/sys/bus/*/drivers/DRIVER/module); None: built in
+    device: str  # the interface or device it is bound to
+
+
+@dataclass(frozen=True, slots=True)
+class Unread:
+    """Why what only the media ioctls tell (DEVICE_INFO, the graph, and all that is inferred
+    from them) is unknown for a device: ``open()`` or an ioctl failed, or sysfs could not
+    say which node to open."""
+
+    state: str  # "denied" | "gone" | "unsupported" | "unstable" | "error" | "unreadable"
+    reason: str  # "permission denied: /dev/media0 (EACCES on open)"
+    errno: str | None = None  # "EACCES"; None when no system call failed (no DEVNAME)
+
+    @property
+    def unknown(self) -> str:
+        return f"unknown ({self.reason})"
+
+
+@dataclass(frozen=True, slots=True)
 class MediaDeviceView:
     """One media device, as far as a user can know it."""
 
     key: str  # stable identity across snapshots: the device the media device hangs off
-    usb_device: str  # BUS-PORT of the USB device
+    usb_device: str | None  # BUS-PORT of the USB device; None: its parent is no USB device
     devnode: str | None  # "/dev/media0" while registered
     info: DeviceInfo
     shared: bool  # allocated through the Media Device Allocator API
     refcount: int | None
     owner: str | None  # owner module; None: built in, or not shared
     owner_refcnt: int | None
-    owner_refs_from_sharers: int
+    owner_refs_from_sharers: int | None  # None: unknown (the device could not be read)
     holders: tuple[HolderView, ...]
     topology: Topology
     # per entity, aligned with topology.entities: what MEDIA_IOC_ENUM_ENTITIES adds
@@ -42,6 +87,14 @@ class MediaDeviceView:
     devnames: dict[tuple[int, int], str]  # major:minor -> /dev path, for nodes that exist
     anomalies: tuple[str, ...] = ()
     inferred: frozenset[str] = frozenset()
+    # the parent device, "BUS NAME" ("usb 1-1", "pci 0000:00:1f.3", "platform vimc.0");
+    # None: none, or a source that leaves it to usb_device (see parent_device)
+    parent: str | None = None
+    # set when the ioctl facts are unknown: info (but its model, from sysfs), topology,
+    # refcount, owner, holders then mean nothing
+    unread: Unread | None = None
+    bound: tuple[BoundDriver, ...] | None = None  # from sysfs; None: the source does not say
+    media: str | None = None  # its name on the media bus ("media0"); None: the source does not say
 
     @property
     def registered(self) -> bool:
@@ -50,7 +103,26 @@ class MediaDeviceView:
     @property
     def name(self) -> str:
         """``media0``, or the key device's name while not registered."""
-        return self.devnode.rsplit("/", 1)[-1] if self.devnode else f"({self.usb_device})"
+        if self.devnode:
+            return self.devnode.rsplit("/", 1)[-1]
+        return self.media or f"({self.usb_device or self.key})"
+
+    @property
+    def parent_device(self) -> str | None:
+        """The parent as "BUS NAME", for sources that only name the USB key device too."""
+        if self.parent is not None:
+            return self.parent
+        return f"usb {self.key}" if self.usb_device else None
+
+    def fact(self, value: object) -> str:
+        """``value`` as text, or "unknown (why)" when it is None because the device could not
+        be read (exact mode still knows refcount and owner then)."""
+        return self.unread.unknown if self.unread is not None and value is None else str(value)
+
+    @property
+    def registered_known(self) -> bool:
+        """False when the device could not even be told registered (no /dev node read)."""
+        return self.devnode is not None or self.unread is None
 
     @property
     def state(self) -> str:

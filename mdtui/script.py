@@ -30,6 +30,10 @@ COMMANDS: dict[str, tuple[int, int, str]] = {
 }
 
 
+#: the largest script read (a lifecycle of ~10,000 lines); anything longer is refused unread
+MAX_BYTES = 256 * 1024
+
+
 class ScriptError(ValueError):
     """A malformed script, with where: ``FILE:LINE: message``."""
 
@@ -68,11 +72,21 @@ def parse(text: str, path: str = "<script>") -> list[Step]:
 
 
 def load(path: str | Path) -> list[Step]:
+    """Read and parse a script file.  What is read is bounded (``/dev/zero`` or a huge file
+    is refused, not read into memory), it must be UTF-8 text (a byte-order mark is allowed)."""
     p = Path(path)
     try:
-        text = p.read_text()
+        with p.open("rb") as f:
+            data = f.read(MAX_BYTES + 1)
     except OSError as exc:
         raise ScriptError(str(p), 0, f"cannot read: {exc.strerror}") from exc
+    if b"\0" in data:
+        raise ScriptError(str(p), data[: data.index(b"\0")].count(b"\n") + 1, "not a text file (NUL byte)")
+    if len(data) > MAX_BYTES:
+        raise ScriptError(str(p), 0, f"too long: a script is at most {MAX_BYTES // 1024} KiB")
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ScriptError(str(p), 0, f"not a text file ({exc.reason})") from exc
+        line = data[: exc.start].count(b"\n") + 1
+        raise ScriptError(str(p), line, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     return parse(text, str(p))

@@ -6,7 +6,6 @@ unbound 1-1:1.0)``.  Styled on a terminal, plain when piped, JSON lines with ``-
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import queue
@@ -37,6 +36,7 @@ class WatchSource(Protocol):
     def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]: ...
     def snapshot(self) -> SystemSnapshot: ...
     def run(self, step: Step) -> None: ...
+    def now(self) -> float: ...
 
 
 def event_text(e: Event) -> str:
@@ -51,11 +51,19 @@ def event_text(e: Event) -> str:
     return e.text
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader went away (``| head``): let the CLI end the way it ends every
+        write failure (rich's own handler would exit 1 from inside a print)."""
+        self.quiet = True
+        raise BrokenPipeError
+
+
 class Printer:
     def __init__(self, out: IO[str], as_json: bool, styled: bool | None) -> None:
         self.as_json = as_json
         self.out = out
-        self.console = Console(file=out, force_terminal=styled, highlight=False, soft_wrap=True)
+        self.console = _Console(file=out, force_terminal=styled, highlight=False, soft_wrap=True)
 
     def line(self, time: float, kind: str, device: str, text: str, seq: int | None = None) -> None:
         if self.as_json:
@@ -75,10 +83,9 @@ class Printer:
 class Watch:
     """Feeds events and snapshot diffs to a printer.  Kernel callbacks only enqueue."""
 
-    def __init__(self, source: WatchSource, printer: Printer, clock: Callable[[], float]) -> None:
+    def __init__(self, source: WatchSource, printer: Printer) -> None:
         self.source = source
         self.printer = printer
-        self.clock = clock
         self.events: queue.Queue[Event] = queue.Queue()
         self.wake = threading.Event()
         self.stopped = False
@@ -102,26 +109,39 @@ class Watch:
         if not batch and not cause:
             return
         now = self.source.snapshot()
-        when = batch[-1].time if batch else self.clock()
+        when = batch[-1].time if batch else self.source.now()  # one clock: the source's
         changes: list[Change] = diff(self.last, now, cause_of(batch, self.last) or cause)
         for c in changes:
             self.printer.line(when, "allocator", c.device, c.text)
         self.last = now
 
-    def run_script(self, steps: list[Step]) -> None:
+    def run_script(self, steps: list[Step]) -> list[tuple[Step, OSError]]:
+        """Run and print each step; the refused ones (each an error event too) are returned."""
+        refused = []
         for step in steps:
-            with contextlib.suppress(OSError):  # a refusal is already an error event
+            try:
                 self.source.run(step)
+            except OSError as exc:
+                refused.append((step, exc))
             self.flush(str(step))
+        return refused
 
     def follow(self) -> None:
         """Print as things happen, until ``stop()`` or Ctrl-C; sleeps while nothing does
         (a source with a monitor: blocked in select on its fd; the simulated kernel: on an
         event that its callback sets)."""
         start = getattr(self.source, "start", None)
-        if start is not None:
-            start()
-        fds = self.source.filenos() if start is not None else []  # type: ignore[attr-defined]
+        if start is None:
+            self._follow([])
+            return
+        start()
+        try:
+            self.flush()  # what starting said (why exact mode is off): printed now, not at the first event
+            self._follow(self.source.filenos())  # type: ignore[attr-defined]
+        finally:
+            self.source.stop()  # type: ignore[attr-defined]  # e.g. puts the debug lines back
+
+    def _follow(self, fds: list[int]) -> None:
         if not fds:
             while True:
                 self.wake.wait()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from textual import events
 from textual.widgets import Input
 
 from mdtui.screens.choice import ChoiceScreen, ConfirmScreen
@@ -170,3 +171,61 @@ async def test_destructive_actions_ask_first_when_not_simulated() -> None:
         await app.settle()
         assert _refcount(app) == 1
         assert app.check_action("choose", ("plug",)) is False  # sim-only actions are hidden
+
+
+def _keys_before_the_screen_is_gone(app, *keys: str) -> None:
+    """Queue keys at once, as a terminal delivers them when typed faster than a frame:
+    ``pilot.press`` would wait for each to be handled."""
+    for key in keys:
+        app.post_message(events.Key(key, "\r" if key == "enter" else None))
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("opener", "keys"),
+    [
+        ("u", ("enter", "enter")),  # ChoiceScreen: choose twice
+        ("u", ("escape", "escape", "escape")),
+        ("question_mark", ("escape", "escape")),  # HelpScreen
+    ],
+)
+async def test_a_dialog_answers_once(opener: str, keys: tuple[str, ...]) -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.settle()
+        await pilot.press(opener)
+        _keys_before_the_screen_is_gone(app, *keys)
+        await pilot.pause()
+        await app.settle()
+        assert len(app.screen_stack) == 1 and app.return_code is None  # alive, main screen
+        assert _refcount(app) == (1 if keys[0] == "enter" else 2)  # one unbind, not two
+
+
+@pytest.mark.asyncio
+async def test_a_confirmation_answers_once() -> None:
+    app = make_app()
+    app.source.simulated = False
+    answers: list[bool | None] = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.push_screen(ConfirmScreen("Really?"), answers.append)
+        await pilot.pause()
+        _keys_before_the_screen_is_gone(app, "y", "y", "n")
+        await pilot.pause()
+        assert answers == [True] and len(app.screen_stack) == 1 and app.return_code is None
+
+
+@pytest.mark.asyncio
+async def test_a_crash_exits_1_and_keeps_the_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    app = make_app()
+
+    def broken() -> None:
+        raise RuntimeError("injected by the test")
+
+    monkeypatch.setattr(app, "action_help", broken)
+    with pytest.raises(RuntimeError):
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("question_mark")
+    assert app.return_code == 1
+    assert app.crash_report is not None and app.crash_report.parent == tmp_path / "mdtui"
+    assert "RuntimeError: injected by the test" in app.crash_report.read_text()

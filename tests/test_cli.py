@@ -110,7 +110,7 @@ def test_dump_text_media_ctl_style_and_allocator_state() -> None:
 
 def test_watch_lines_for_a_lifecycle(script: str) -> None:
     rc, out = run("watch", "--source", "sim", "--script", script)
-    assert rc == 0
+    assert rc == 1  # the script's rmmod was refused
     lines = out.splitlines()
     allocator = [ln.split(None, 3)[3] for ln in lines if ln.split()[1] == "allocator"]
     assert allocator == [
@@ -124,7 +124,8 @@ def test_watch_lines_for_a_lifecycle(script: str) -> None:
 
 
 def test_watch_json_lines(script: str) -> None:
-    _rc, out = run("watch", "--json", "--script", script)
+    rc, out = run("watch", "--json", "--script", script)
+    assert rc == 1
     records = [json.loads(line) for line in out.splitlines()]
     assert {r["kind"] for r in records} == {"uevent", "module", "trace", "error", "allocator"}
     assert all({"time", "kind", "device", "text"} <= r.keys() for r in records)
@@ -158,3 +159,110 @@ def test_watch_exits_cleanly_on_ctrl_c() -> None:
     _out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
+
+
+def test_refused_steps_are_named_on_stderr_and_change_the_exit_status(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    p = tmp_path / "refused.txt"
+    p.write_text("modprobe au0828\nplug nosuchdevice\nplug hvr950q\n")
+    for command in ("dump", "watch"):
+        rc, out = run(command, "--script", str(p))
+        assert rc == 1 and "media0" in out  # the rest of the script ran
+        err = capsys.readouterr().err.splitlines()
+        assert err == [f"mdtui: {p}:2: plug nosuchdevice: refused: ENOENT: plug: no catalog device 'nosuchdevice' "
+                       "(known: c270, hvr850, hvr950q)"]
+    p.write_text("modprobe au0828\nplug hvr950q\n")
+    assert run("dump", "--script", str(p))[0] == 0
+
+
+def test_watch_stamps_every_line_with_the_sources_clock(tmp_path: Path) -> None:
+    """An ``open`` sends no event: its allocator line is stamped by the source's clock,
+    not the machine's uptime (no injected clock here: the real ones)."""
+    p = tmp_path / "open.txt"
+    p.write_text("modprobe au0828\nplug hvr950q\nopen /dev/video0\nunbind au0828 1-1:1.0\n")
+    out = io.StringIO()
+    assert main(["watch", "--source", "sim", "--script", str(p)], stdout=out) == 0
+    times = [float(line.split()[0]) for line in out.getvalue().splitlines()]
+    assert any("(open /dev/video0)" in line for line in out.getvalue().splitlines())
+    assert times == sorted(times) and times[-1] < 60
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "not a text file (NUL byte)"),  # /dev/zero
+        (b"modprobe au0828\n\xff\xfe\n", "not UTF-8 text"),
+        (b"# " + b"x" * 300_000 + b"\n", "too long: a script is at most 256 KiB"),
+    ],
+)
+def test_hostile_script_files_are_refused_unread(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes | None, message: str
+) -> None:
+    path = "/dev/zero"
+    if content is not None:
+        path = str(tmp_path / "hostile.txt")
+        Path(path).write_bytes(content)
+    rc, out = run("dump", "--script", path)
+    assert rc == 2 and out == ""
+    assert message in capsys.readouterr().err
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    p = tmp_path / "bom.txt"
+    p.write_bytes(b"\xef\xbb\xbfmodprobe au0828\nplug hvr950q\n")
+    rc, out = run("dump", "--script", str(p))
+    assert rc == 0 and "WinTV HVR-950Q" in out
+
+
+def test_refused_steps_are_in_the_json_dump(tmp_path: Path) -> None:
+    p = tmp_path / "refused.txt"
+    p.write_text("modprobe au0828\nmodprobe snd_usb_audio\nplug hvr950q\nrmmod au0828\n")
+    rc, out = run("dump", "--format", "json", "--script", str(p))
+    doc = json.loads(out)
+    jsonschema.validate(doc, SCHEMA)
+    assert rc == 1
+    assert doc["refused_steps"] == [
+        {"line": 4, "step": "rmmod au0828", "errno": 16, "errno_name": "EBUSY",
+         "message": "rmmod: ERROR: Module au0828 is in use"}
+    ]
+    assert json.loads(run("dump", "--format", "json")[1])["refused_steps"] == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [("dump",), ("dump", "--format", "json"), ("watch", "--script", "-")],
+    ids=["dump-text", "dump-json", "watch"],
+)
+def test_output_that_goes_away_ends_quietly(tmp_path: Path, argv: tuple[str, ...]) -> None:
+    """``| head`` that has already gone: the status of a SIGPIPE death, no traceback;
+    ``> /dev/full``: the errno named, status 1."""
+    script = tmp_path / "s.txt"
+    script.write_text("modprobe au0828\nplug hvr950q\n")
+    args = [a if a != "-" else str(script) for a in argv]
+    cmd = [sys.executable, "-m", "mdtui", *args[:1], "--source", "sim", *args[1:]]
+    read, write = os.pipe()
+    os.close(read)
+    proc = subprocess.run(cmd, stdout=write, stderr=subprocess.PIPE, text=True, timeout=60)
+    os.close(write)
+    assert (proc.returncode, proc.stderr) == (128 + signal.SIGPIPE, "")
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(cmd, stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr == f"mdtui {args[0]}: cannot write the output: No space left on device (ENOSPC)\n"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_watch_ends_cleanly_on_sigterm_and_sighup(signum: int) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mdtui", "watch", "--source", "sim"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert "module" in proc.stdout.readline()
+    time.sleep(0.3)
+    proc.send_signal(signum)
+    _out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 128 + signum and err == ""

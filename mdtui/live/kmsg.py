@@ -10,7 +10,8 @@ mc-dev-allocator.c logs, with ``dev_dbg(&udev->dev, ...)``:
 Mainline does not log the owner's own ``media_device_delete()``; that step is taken from
 the owner driver's ``unbind`` uevent on the key device (``owner_unbound``), and a release
 line always brings the count to 0.  Switching the messages on needs root and debugfs:
-``echo 'file mc-dev-allocator.c +p' > /sys/kernel/debug/dynamic_debug/control``.
+``echo 'file mc-dev-allocator.c +p' > /sys/kernel/debug/dynamic_debug/control``; the
+``DebugSwitch`` remembers which call sites printed before and puts them back on stop.
 """
 
 from __future__ import annotations
@@ -29,17 +30,112 @@ GET_ERROR = re.compile(r"module (?P<m>\S+) get owner reference error")
 PUT = re.compile(r"module (?P<m>\S+) put owner module reference")
 
 
-def enable(debugfs: Path = Path("/sys/kernel/debug")) -> str | None:
-    """Switch the allocator's debug messages on; None on success, else why not."""
-    control = debugfs / "dynamic_debug" / "control"
-    try:
-        with open(control, "w") as f:
-            f.write("file mc-dev-allocator.c +p\n")
-    except OSError as exc:
-        if exc.errno in (errno.EACCES, errno.EPERM):
-            return f"exact mode needs root ({control}: {exc.strerror})"
-        return f"exact mode needs dynamic debug on a mounted debugfs ({control}: {exc.strerror})"
-    return None
+ALLOCATOR_FILE = "mc-dev-allocator.c"
+ENABLE = f"echo 'file {ALLOCATOR_FILE} +p' > /sys/kernel/debug/dynamic_debug/control"
+
+
+@dataclass(frozen=True)
+class Site:
+    """One pr_debug/dev_dbg call site of the allocator, as a line of the control file shows
+    it: ``drivers/media/mc/mc-dev-allocator.c:LINE [mc]__media_device_get =p "..."`` (flags
+    after ``=``; ``_`` for none, ``p`` when it prints)."""
+
+    line: int
+    flags: str
+
+    @property
+    def printing(self) -> bool:
+        return "p" in self.flags
+
+
+def parse_sites(control: str) -> list[Site]:
+    """The allocator's call sites in a dynamic_debug/control listing."""
+    out = []
+    for row in control.splitlines():
+        fields = row.split()
+        if len(fields) < 3 or row.startswith("#"):
+            continue
+        where, _, number = fields[0].rpartition(":")
+        flags = next((f[1:] for f in fields[1:] if f.startswith("=")), None)
+        if where.rsplit("/", 1)[-1] == ALLOCATOR_FILE and number.isdigit() and flags is not None:
+            out.append(Site(int(number), flags))
+    return out
+
+
+class DebugSwitch:
+    """The allocator's dynamic-debug lines, switched on for exact mode and put back as they
+    were: the sites that did not print before are switched off again by ``restore()``
+    (``file mc-dev-allocator.c line N -p``, one query per site; all of them at once when
+    none printed).  Read-only, it writes nothing and exact mode works only when every site
+    already prints."""
+
+    def __init__(self, debugfs: Path = Path("/sys/kernel/debug")) -> None:
+        self.control = debugfs / "dynamic_debug" / "control"
+        self._switched: list[Site] = []  # the sites this switch turned on
+
+    def enable(self, read_only: bool = False) -> str | None:
+        """Make the allocator's lines print; None on success, else why exact mode is off."""
+        sites, why = self._sites()
+        if why is not None:
+            return why
+        off = [s for s in sites if not s.printing]
+        if not off:
+            return None
+        if read_only:
+            return f"exact mode off: --read-only, and the allocator's debug lines are off (as root: {ENABLE})"
+        why = self._write([f"file {ALLOCATOR_FILE} +p"])
+        if why is None:
+            self._switched = off
+        return why
+
+    def restore(self) -> str | None:
+        """Switch off what ``enable`` switched on; None on success, else why not."""
+        if not self._switched:
+            return None
+        sites, _ = self._sites()
+        if sites and len(self._switched) == len(sites):
+            queries = [f"file {ALLOCATOR_FILE} -p"]
+        else:
+            queries = [f"file {ALLOCATOR_FILE} line {s.line} -p" for s in self._switched]
+        why = self._write(queries)
+        if why is None:
+            self._switched = []
+        return why
+
+    @property
+    def switched(self) -> bool:
+        return bool(self._switched)
+
+    def _sites(self) -> tuple[list[Site], str | None]:
+        try:
+            with open(self.control, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+        except OSError as exc:
+            return [], _why(exc, self.control)
+        sites = parse_sites(text)
+        if not sites:
+            return [], (
+                f"exact mode needs the allocator's debug lines, and {self.control} lists none "
+                f"(CONFIG_DYNAMIC_DEBUG, and the mc module loaded?)"
+            )
+        return sites, None
+
+    def _write(self, queries: list[str]) -> str | None:
+        try:
+            with open(self.control, "wb", buffering=0) as f:  # unbuffered: one query per write()
+                for query in queries:
+                    f.write(f"{query}\n".encode())
+        except OSError as exc:
+            return _why(exc, self.control)
+        return None
+
+
+def _why(exc: OSError, control: Path) -> str:
+    code = exc.errno or errno.EIO
+    detail = f"{control}: {os.strerror(code)} ({errno.errorcode.get(code, str(code))})"
+    if code in (errno.EACCES, errno.EPERM):
+        return f"exact mode needs root ({detail})"
+    return f"exact mode needs dynamic debug on a mounted debugfs ({detail})"
 
 
 def parse_record(record: bytes) -> str | None:

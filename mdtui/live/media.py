@@ -11,8 +11,11 @@ entity flags and pad indexes out; they are 0 and the order within the entity.
 
 Failures become a ``MediaReadError`` with a state a user can act on: ``gone`` (ENOENT,
 ENXIO, ENODEV, EIO: the device went away between enumeration, open and ioctl), ``denied``
-(EACCES, EPERM), ``unsupported`` (ENOTTY: not a media device, or too old), ``unstable``
-(the graph kept changing).
+(EACCES, EPERM: not in the ``video`` group, the common case), ``unsupported`` (ENOTTY: not
+a media device, or too old), ``unstable`` (the graph kept changing), ``error`` (the rest,
+and a kernel whose answers make no sense).  Nothing the device answers can make the reader
+loop or allocate without bound: counts past ``MAX_OBJECTS`` are refused, and the
+ENUM_ENTITIES walk stops after as many entities as G_TOPOLOGY reported (plus slack).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import NamedTuple
 
 from allocator.mc.topology import DeviceInfo, Topology
 
+from ..model import Unread
 from . import uapi
 
 Ioctl = Callable[[int, int, object], object]
@@ -35,7 +39,7 @@ SLACK = 16  # extra array slots, so a graph that grows a little between the call
 MAX_OBJECTS = 1 << 20
 
 GONE = {errno.ENOENT, errno.ENXIO, errno.ENODEV, errno.EIO}
-STATES = {errno.EACCES: "denied", errno.EPERM: "denied", errno.ENOTTY: "unsupported"}
+STATES = {errno.EACCES: "denied", errno.EPERM: "denied", errno.ENOTTY: "unsupported", errno.EAGAIN: "unstable"}
 
 
 def kernel_ioctl(fd: int, request: int, buf: object) -> object:
@@ -46,7 +50,20 @@ class MediaReadError(OSError):
     def __init__(self, code: int, path: str, what: str) -> None:
         super().__init__(code, f"{what} on {path}: {os.strerror(code)}")
         self.path = path
+        self.what = what
         self.state = "gone" if code in GONE else STATES.get(code, "error")
+
+    @property
+    def errname(self) -> str:
+        code = self.errno or errno.EIO
+        return errno.errorcode.get(code, str(code))
+
+    def unread(self) -> Unread:
+        """What the views say instead of the facts: "permission denied: /dev/media0
+        (EACCES on open)"."""
+        text = os.strerror(self.errno or errno.EIO)
+        reason = f"{text[:1].lower()}{text[1:]}: {self.path} ({self.errname} on {self.what})"
+        return Unread(self.state, reason, self.errname)
 
 
 class MediaRead(NamedTuple):
@@ -60,17 +77,19 @@ def read(path: str, ioctl: Ioctl = kernel_ioctl, known: MediaRead | None = None)
     """Read a media device.  ``known`` is an earlier read of the same node: an entity's
     ENUM_ENTITIES answer never changes while it exists, so the walk (one ioctl per entity)
     is skipped when every entity is one seen before (same id, name and function)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:  # O_NONBLOCK: a media node ignores it, and a FIFO in a garbage tree does not hang us
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
         raise MediaReadError(exc.errno or errno.EIO, path, "open") from exc
+    except ValueError as exc:  # a NUL in the name
+        raise MediaReadError(errno.EINVAL, path, "open") from exc
     try:
         info = device_info(fd, path, ioctl)
         topology, retries = g_topology(fd, path, ioctl, info.media_version)
         if known is not None and info == known.info and _same_entities(topology, known):
             legacy = {e.id: known.legacy[e.id] for e in topology.entities}
         else:
-            legacy = enum_entities(fd, path, ioctl)
+            legacy = enum_entities(fd, path, ioctl, len(topology.entities) + SLACK)
         return MediaRead(info, topology, legacy, retries)
     finally:
         os.close(fd)
@@ -136,11 +155,14 @@ def g_topology(fd: int, path: str, ioctl: Ioctl = kernel_ioctl, media_version: i
     raise MediaReadError(errno.EAGAIN, path, f"MEDIA_IOC_G_TOPOLOGY (the graph changed on {RETRIES} reads)")
 
 
-def enum_entities(fd: int, path: str, ioctl: Ioctl = kernel_ioctl) -> dict[int, tuple[int, int, int]]:
-    """Walk ENUM_ENTITIES with MEDIA_ENT_ID_FLAG_NEXT until EINVAL; ENOTTY means none."""
+def enum_entities(
+    fd: int, path: str, ioctl: Ioctl = kernel_ioctl, limit: int = MAX_OBJECTS
+) -> dict[int, tuple[int, int, int]]:
+    """Walk ENUM_ENTITIES with MEDIA_ENT_ID_FLAG_NEXT until EINVAL; ENOTTY means none.
+    At most ``limit`` entities: a device that keeps answering with higher ids is lying."""
     out: dict[int, tuple[int, int, int]] = {}
     last = 0
-    while True:
+    while len(out) < limit:
         desc = uapi.MediaEntityDesc()
         desc.id = last | uapi.MEDIA_ENT_ID_FLAG_NEXT
         try:
@@ -154,3 +176,4 @@ def enum_entities(fd: int, path: str, ioctl: Ioctl = kernel_ioctl) -> dict[int, 
         last = desc.id
         major, minor = int.from_bytes(bytes(desc.raw[0:4]), "little"), int.from_bytes(bytes(desc.raw[4:8]), "little")
         out[desc.id] = (desc.type, major, minor)
+    return out

@@ -1,35 +1,85 @@
 """Reading what the kernel exposes in sysfs, tolerant of everything a live tree does.
 
 Attributes can be missing (a device without a serial string), garbage (non-UTF-8, not a
-number), or vanish between listing a directory and reading it (a device mid-removal): every
-read here returns None for those instead of raising, and callers treat None as unknown.
-Paths are only ever built from names this module listed itself.
+number, larger than any attribute: sysfs gives at most a page), or vanish between listing a
+directory and reading it (a device mid-removal); directories can refuse to be listed or
+resolved (EACCES, a symlink loop: ELOOP).  Every read here returns None (or an empty list)
+for those instead of raising, and callers treat None as unknown.  Paths are only ever built
+from names this module listed itself.
+
+Every system call goes through one seam, ``Fs``, so tests can inject the failures a live
+tree has (EACCES as root, where ``chmod 000`` denies nothing; a path removed between the
+listing and the read).
 """
 
 from __future__ import annotations
 
+import errno
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+#: sysfs attributes are at most a page; more than this is not an attribute worth reading
+MAX_ATTRIBUTE = 64 * 1024
 
-def read(path: Path) -> str | None:
+
+class Fs:
+    """The system calls the reader makes.  ``realpath`` raises OSError (ELOOP for a symlink
+    loop, never pathlib's RuntimeError); ``walk`` does not follow symlinks (sysfs's
+    subsystem/driver links lead back up the tree)."""
+
+    def read(self, path: Path, limit: int = MAX_ATTRIBUTE) -> bytes:
+        with open(path, "rb") as f:
+            return f.read(limit)
+
+    def listdir(self, path: Path) -> list[str]:
+        return os.listdir(path)
+
+    def readlink(self, path: Path) -> str:
+        return os.readlink(path)
+
+    def realpath(self, path: Path) -> Path:
+        return Path(os.path.realpath(path, strict=True))
+
+    def islink(self, path: Path) -> bool:
+        return os.path.islink(path)
+
+    def walk(self, path: Path) -> Iterator[tuple[str, list[str], list[str]]]:
+        return os.walk(path)
+
+
+def describe(exc: OSError) -> str:
+    """``Too many levels of symbolic links (ELOOP)``: the errno named, for the user."""
+    code = exc.errno or errno.EIO
+    return f"{os.strerror(code)} ({errno.errorcode.get(code, str(code))})"
+
+
+# -- the module-level readers: the real file system, for callers without a Sysfs --------
+
+
+def read(path: Path, fs: Fs | None = None) -> str | None:
     try:
-        return path.read_bytes().decode("utf-8", "replace").rstrip("\n")
-    except OSError:  # ENOENT mid-removal, EACCES, EIO from a dying device, a directory
+        data = (fs or _FS).read(path)
+    except (OSError, ValueError):  # ENOENT mid-removal, EACCES, EIO from a dying device, a directory
         return None
+    return data.decode("utf-8", "replace").rstrip("\n")
 
 
-def read_int(path: Path, base: int = 10) -> int | None:
-    text = read(path)
+def read_int(path: Path, base: int = 10, fs: Fs | None = None) -> int | None:
+    text = read(path, fs)
     try:
         return int(text.strip(), base) if text is not None else None
-    except ValueError:
+    except ValueError:  # not a number, or more digits than int() takes
         return None
 
 
-def uevent(path: Path) -> dict[str, str]:
-    text = read(path / "uevent") or ""
+def uevent(path: Path, fs: Fs | None = None) -> dict[str, str]:
+    return parse_uevent(read(path / "uevent", fs) or "")
+
+
+def parse_uevent(text: str) -> dict[str, str]:
+    """KEY=value lines; anything else is skipped."""
     out = {}
     for line in text.splitlines():
         key, sep, value = line.partition("=")
@@ -38,18 +88,21 @@ def uevent(path: Path) -> dict[str, str]:
     return out
 
 
-def link_name(path: Path) -> str | None:
+def link_name(path: Path, fs: Fs | None = None) -> str | None:
     try:
-        return os.path.basename(os.readlink(path))
-    except OSError:
+        return os.path.basename((fs or _FS).readlink(path)) or None
+    except (OSError, ValueError):
         return None
 
 
-def listdir(path: Path) -> list[str]:
+def listdir(path: Path, fs: Fs | None = None) -> list[str]:
     try:
-        return sorted(os.listdir(path))
-    except OSError:
+        return sorted((fs or _FS).listdir(path))
+    except (OSError, ValueError):
         return []
+
+
+_FS = Fs()
 
 
 @dataclass
@@ -72,87 +125,175 @@ class UsbDevice:
     nodes: list[str]  # every /dev path below the device
 
 
+@dataclass(frozen=True)
+class MediaEntry:
+    """One name listed in /sys/bus/media/devices: its real directory, or why it has none."""
+
+    name: str
+    path: Path | None
+    error: str | None = None  # "cannot resolve /sys/bus/media/devices/media0: ... (ELOOP)"
+    errname: str | None = None  # "ELOOP"
+
+
+@dataclass(frozen=True)
+class Parent:
+    """The device a media device's directory sits in (``mdev->dev``): its bus is the
+    ``subsystem`` link's name (a USB device and a USB interface both say ``usb``, told apart
+    by DEVTYPE); a directory without a uevent file is no device (the class directory under
+    ``/sys/devices/virtual`` that a media device without a parent is put in)."""
+
+    path: Path
+    name: str
+    is_device: bool
+    bus: str | None
+    devtype: str | None
+    driver: str | None
+
+    @property
+    def label(self) -> str | None:
+        """``usb 1-1``, ``pci 0000:00:1f.3``, ``platform vimc.0``; None: no parent device."""
+        if not self.is_device:
+            return None
+        return f"{self.bus} {self.name}" if self.bus else self.name
+
+    @property
+    def is_usb_device(self) -> bool:
+        return self.bus == "usb" and self.devtype == "usb_device"
+
+    @property
+    def is_usb_interface(self) -> bool:
+        return self.bus == "usb" and self.devtype == "usb_interface"
+
+
 class Sysfs:
     """Reads a sysfs tree.  On the real /sys, devices are enumerated through pyudev (libudev);
     any other root (a test tree) is listed directly, since libudev always reads /sys."""
 
-    def __init__(self, sys_root: str | Path = "/sys", dev_root: str | Path = "/dev") -> None:
+    def __init__(self, sys_root: str | Path = "/sys", dev_root: str | Path = "/dev", fs: Fs | None = None) -> None:
         self.sys = Path(sys_root)
         self.dev = Path(dev_root)
-        self._udev = _udev_context() if self.sys == Path("/sys") else None
+        self.fs = fs or _FS
+        self._udev = _udev_context() if self.sys == Path("/sys") and fs is None else None
+
+    # -- the readers, through this tree's seam -------------------------------------------
+
+    def read(self, path: Path) -> str | None:
+        return read(path, self.fs)
+
+    def read_int(self, path: Path, base: int = 10) -> int | None:
+        return read_int(path, base, self.fs)
+
+    def uevent(self, path: Path) -> dict[str, str]:
+        return uevent(path, self.fs)
+
+    def link_name(self, path: Path) -> str | None:
+        return link_name(path, self.fs)
+
+    def listdir(self, path: Path) -> list[str]:
+        return listdir(path, self.fs)
+
+    def realpath(self, path: Path) -> Path | None:
+        """The real path, or None (gone, denied, a symlink loop)."""
+        try:
+            return self.fs.realpath(path)
+        except (OSError, ValueError):
+            return None
+
+    # -- enumeration -------------------------------------------------------------------
 
     def _enumerate(self, subsystem: str, devtype: str | None = None) -> list[str] | None:
         """Sys paths of a subsystem's devices through libudev, or None to list directly."""
         if self._udev is None:
             return None
         try:
-            found = self._udev.list_devices(subsystem=subsystem)
+            found = self._udev.list_devices(subsystem=subsystem)  # type: ignore[attr-defined]
             if devtype is not None:
                 found = found.match_property("DEVTYPE", devtype)
             return sorted(d.sys_path for d in found)
         except OSError:
             return None
 
-    def media_devices(self) -> list[Path]:
-        """The real directories of the media bus's devices."""
+    def media_entries(self) -> list[MediaEntry]:
+        """Every media device on the media bus, each with its real directory or the reason
+        it has none: a device that cannot be resolved is still listed, never dropped."""
         paths = self._enumerate("media")
         if paths is not None:
-            return [Path(p) for p in paths]
+            return [MediaEntry(Path(p).name, Path(p)) for p in paths]
         base = self.sys / "bus" / "media" / "devices"
-        out = []
-        for name in listdir(base):
-            try:
-                out.append((base / name).resolve(strict=True))
-            except OSError:
-                continue  # gone since the listing
-        return out
+        return [self._entry(base, name) for name in self.listdir(base)]
+
+    def _entry(self, base: Path, name: str) -> MediaEntry:
+        try:
+            return MediaEntry(name, self.fs.realpath(base / name))
+        except OSError as exc:  # ELOOP, EACCES on a directory on the way, gone since the listing
+            code = exc.errno or errno.EIO
+            why = f"cannot resolve {_show(base / name, self.sys)}: {describe(exc)}"
+            return MediaEntry(name, None, why, errno.errorcode.get(code, str(code)))
+        except ValueError as exc:
+            return MediaEntry(name, None, f"cannot resolve {_show(base / name, self.sys)}: {exc}")
+
+    def media_devices(self) -> list[Path]:
+        """The real directories of the media bus's devices (those that resolve)."""
+        return [e.path for e in self.media_entries() if e.path is not None]
+
+    def parent(self, media_path: Path) -> Parent:
+        path = media_path.parent
+        text = self.read(path / "uevent")
+        env = parse_uevent(text or "")
+        bus = self.link_name(path / "subsystem")
+        devtype = env.get("DEVTYPE")
+        if bus is None and devtype in ("usb_device", "usb_interface"):
+            bus = "usb"  # a tree without subsystem links
+        is_device = text is not None or bus is not None
+        return Parent(path, path.name, is_device, bus, devtype, self.link_name(path / "driver"))
 
     def devnode(self, path: Path) -> str | None:
-        name = uevent(path).get("DEVNAME")
+        name = self.uevent(path).get("DEVNAME")
         return str(self.dev / name) if name else None
 
     def char_node(self, major: int, minor: int) -> str | None:
         """The /dev path of a character device number, through /sys/dev/char."""
-        name = uevent(self.sys / "dev" / "char" / f"{major}:{minor}").get("DEVNAME")
+        name = self.uevent(self.sys / "dev" / "char" / f"{major}:{minor}").get("DEVNAME")
         return str(self.dev / name) if name else None
 
     def usb_device(self, path: Path) -> UsbDevice | None:
-        env = uevent(path)
+        env = self.uevent(path)
         if env.get("DEVTYPE") != "usb_device":
             return None
         name = path.name
         interfaces = []
-        nodes: list[str] = []
-        for entry in listdir(path):
+        for entry in self.listdir(path):
             sub = path / entry
-            if entry.startswith(f"{name}:") and not sub.is_symlink():
+            if entry.startswith(f"{name}:") and not self.fs.islink(sub):
                 intf = Interface(
                     entry,
-                    read_int(sub / "bInterfaceClass", 16) or 0,
-                    read_int(sub / "bInterfaceSubClass", 16) or 0,
-                    link_name(sub / "driver"),
+                    self.read_int(sub / "bInterfaceClass", 16) or 0,
+                    self.read_int(sub / "bInterfaceSubClass", 16) or 0,
+                    self.link_name(sub / "driver"),
                 )
                 intf.nodes = self._nodes_below(sub)
                 interfaces.append(intf)
-        nodes = self._nodes_below(path)
         return UsbDevice(
             name,
             path,
-            read_int(path / "idVendor", 16) or 0,
-            read_int(path / "idProduct", 16) or 0,
-            read(path / "product") or "",
+            self.read_int(path / "idVendor", 16) or 0,
+            self.read_int(path / "idProduct", 16) or 0,
+            self.read(path / "product") or "",
             interfaces,
-            nodes,
+            self._nodes_below(path),
         )
 
     def _nodes_below(self, path: Path) -> list[str]:
         out = []
-        for top, dirs, files in os.walk(path):  # does not follow the subsystem/driver links
-            if "uevent" in files and top != str(path):
-                name = uevent(Path(top)).get("DEVNAME")
-                if name:
-                    out.append(str(self.dev / name))
-            dirs[:] = [d for d in dirs if d not in ("power", "holders")]
+        try:
+            for top, dirs, files in self.fs.walk(path):  # does not follow the subsystem/driver links
+                if "uevent" in files and top != str(path):
+                    name = self.uevent(Path(top)).get("DEVNAME")
+                    if name:
+                        out.append(str(self.dev / name))
+                dirs[:] = [d for d in dirs if d not in ("power", "holders")]
+        except (OSError, ValueError):
+            pass  # what was found before the tree went away
         return sorted(out)
 
     def usb_devices(self, reuse: dict[str, UsbDevice] | None = None) -> list[UsbDevice]:
@@ -160,15 +301,14 @@ class Sysfs:
         (real path -> an earlier read) are taken from there instead of read again."""
         base = self.sys / "bus" / "usb" / "devices"
         listed = self._enumerate("usb", "usb_device")
-        names = [Path(p).name for p in listed] if listed is not None else listdir(base)
+        names = [Path(p).name for p in listed] if listed is not None else self.listdir(base)
         out = []
         for name in names:
             if ":" in name or name.startswith("usb"):
                 continue
-            try:
-                path = (base / name).resolve(strict=True)
-            except OSError:
-                continue  # unplugged since the listing
+            path = self.realpath(base / name)
+            if path is None:
+                continue  # unplugged since the listing, or a loop: no USB device to read
             dev = reuse.get(str(path)) if reuse else None
             if dev is None:
                 dev = self.usb_device(path)
@@ -177,22 +317,30 @@ class Sysfs:
         return out
 
     def usb_drivers(self) -> list[str]:
-        return listdir(self.sys / "bus" / "usb" / "drivers")
+        return self.listdir(self.sys / "bus" / "usb" / "drivers")
 
-    def driver_module(self, driver: str) -> str | None:
-        """The module behind a USB driver; ``driver`` is a name read from sysfs itself."""
-        if "/" in driver or driver in ("", ".", ".."):
+    def driver_module(self, driver: str, bus: str = "usb") -> str | None:
+        """The module behind a driver; ``driver`` is a name read from sysfs itself."""
+        if "/" in driver or driver in ("", ".", "..") or "/" in bus or bus in ("", ".", ".."):
             return None
-        return link_name(self.sys / "bus" / "usb" / "drivers" / driver / "module")
+        return self.link_name(self.sys / "bus" / bus / "drivers" / driver / "module")
 
     def modules(self) -> list[tuple[str, int | None, list[str]]]:
         """Loaded modules: those with a refcnt (built-in ones have none, and are left out)."""
         out = []
-        for name in listdir(self.sys / "module"):
-            refcnt = read_int(self.sys / "module" / name / "refcnt")
+        for name in self.listdir(self.sys / "module"):
+            refcnt = self.read_int(self.sys / "module" / name / "refcnt")
             if refcnt is not None:
-                out.append((name, refcnt, listdir(self.sys / "module" / name / "holders")))
+                out.append((name, refcnt, self.listdir(self.sys / "module" / name / "holders")))
         return out
+
+
+def _show(path: Path, sys_root: Path) -> str:
+    """A sysfs path as the user would type it (/sys/...), whatever root the tree lives in."""
+    try:
+        return "/sys/" + str(path.relative_to(sys_root))
+    except ValueError:
+        return str(path)
 
 
 def _udev_context() -> object | None:

@@ -6,13 +6,17 @@ sink ports left and source ports right; edges from the source entity right after
 ``:portN`` only on subdev ends; IMMUTABLE bold, disabled dashed.  Names are ENUM_ENTITIES'
 (31 bytes at most), and a label's second line is the device node, empty when there is none:
 the output of v4l-utils 1.22's media-ctl, checked against it running on the rig.
+
+Ancillary links (a sensor's lens or flash, entity to entity) are not in media-ctl's graph:
+MEDIA_IOC_ENUM_LINKS does not return them.  With ``--interfaces`` (the G_TOPOLOGY view)
+they are drawn as undirected magenta edges between the two entities.
 """
 
 from __future__ import annotations
 
 from allocator.mc import uapi
 
-from ..model import MediaDeviceView, SystemSnapshot
+from ..model import ANCILLARY, INTERFACE, MediaDeviceView, SystemSnapshot, links_of_kind
 from . import legacy
 
 INTF_TYPES = {
@@ -79,11 +83,12 @@ def _interfaces(dev: MediaDeviceView) -> list[str]:
         path = dev.devnames.get((i.major, i.minor), "")
         node = f"intf_devnode_{i.id & 0xFFFFFF}"
         out.append(f'\t{node} [label="{node}\\n{kind}\\n{_quote(path)}", shape=box, style=filled, fillcolor=yellow]')
-    for ln in t.links:
-        if not ln.flags & uapi.MEDIA_LNK_FL_INTERFACE_LINK:
-            continue
+    for ln in links_of_kind(t.links, INTERFACE):
         style = "" if ln.flags & uapi.MEDIA_LNK_FL_ENABLED else ' style="dashed"'
         out.append(f'\tintf_devnode_{ln.source_id & 0xFFFFFF} -> n{ln.sink_id:08x} [dir="none" color="orange"{style}]')
+    for ln in links_of_kind(t.links, ANCILLARY):
+        style = "" if ln.flags & uapi.MEDIA_LNK_FL_ENABLED else ' style="dashed"'
+        out.append(f'\tn{ln.source_id:08x} -> n{ln.sink_id:08x} [dir="none" color="magenta"{style}]')
     return out
 
 

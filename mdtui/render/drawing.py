@@ -1,8 +1,10 @@
 """A drawn view of a media device's data links that stays readable on the HVR-950Q.
 
 Entities are laid out in columns by their distance from the graph's sources (connectors,
-sensors); each is a box listing its outgoing links per pad, solid when enabled and dotted
-when not.  Runs of numbered entities of one function (``demux-tsout #0`` .. ``#255``) fold
+sensors); each is a box listing its outgoing data links per pad, solid when enabled and
+dotted when not, and its ancillary links (a sensor's lens or flash: entity to entity, no
+pads) marked ◇.  A pad or link naming an entity the graph does not have is drawn as an
+unknown entity (red), not dropped.  Runs of numbered entities of one function (``demux-tsout #0`` .. ``#255``) fold
 into one box "×256" unless their prefix is in ``expanded``.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 
 from rich.console import Console, Group, RenderableType
 from rich.measure import Measurement
@@ -19,10 +22,11 @@ from rich.text import Text
 
 from allocator.mc import uapi
 
-from ..model import MediaDeviceView
+from ..model import ANCILLARY, DATA, MediaDeviceView, links_of_kind
 
 NUMBERED = re.compile(r"^(?P<prefix>.*?) ?#(?P<n>\d+)$")
 FOLD_AT = 5
+UNKNOWN_FUNCTION = -1  # the function of an entity the graph does not have
 
 
 def short_function(function: int) -> str:
@@ -39,6 +43,11 @@ def fold_groups(dev: MediaDeviceView) -> dict[str, list[int]]:
     return {p: ids for p, ids in groups.items() if len(ids) >= FOLD_AT}
 
 
+def unknown_entity(eid: int) -> str:
+    """The name a pad's entity gets when the graph does not have it (a kernel that lies)."""
+    return f"? entity {eid}"
+
+
 def draw(dev: MediaDeviceView, expanded: frozenset[str] = frozenset()) -> RenderableType:
     t = dev.topology
     folds = {p: ids for p, ids in fold_groups(dev).items() if p not in expanded}
@@ -46,22 +55,31 @@ def draw(dev: MediaDeviceView, expanded: frozenset[str] = frozenset()) -> Render
     for prefix, ids in folds.items():
         for eid in ids:
             node_of[eid] = f"{prefix} ×{len(ids)}"
+    folded_ids = {eid for ids in folds.values() for eid in ids}
     pad = {p.id: (p.entity_id, p.index) for p in t.pads}
-    ent_by_id = {e.id: e for e in t.entities}
     # per source node: (target, target pad or -1 when folded, enabled) -> source pads
     out_edges: dict[str, dict[tuple[str, int, bool], list[int]]] = defaultdict(lambda: defaultdict(list))
     preds: dict[str, set[str]] = defaultdict(set)
     nodes: dict[str, int] = {}
     for e in t.entities:
         nodes.setdefault(node_of[e.id], e.function)
-    for ln in t.links:
-        if ln.flags & uapi.MEDIA_LNK_FL_INTERFACE_LINK or ln.source_id not in pad or ln.sink_id not in pad:
+
+    def node(eid: int) -> str:
+        if eid not in node_of:  # a pad or link naming an entity the graph lacks
+            node_of[eid] = unknown_entity(eid)
+            nodes.setdefault(node_of[eid], UNKNOWN_FUNCTION)
+        return node_of[eid]
+
+    for ln in links_of_kind(t.links, DATA):
+        if ln.source_id not in pad or ln.sink_id not in pad:
             continue
         (se, si), (de, di) = pad[ln.source_id], pad[ln.sink_id]
-        src, dst = node_of[se], node_of[de]
-        folded = dst != next(e.name for e in (ent_by_id[de],))
-        out_edges[src][(dst, -1 if folded else di, bool(ln.flags & 1))].append(si)
+        src, dst = node(se), node(de)
+        out_edges[src][(dst, -1 if de in folded_ids else di, bool(ln.flags & 1))].append(si)
         preds[dst].add(src)
+    ancillary: dict[str, list[tuple[str, bool]]] = defaultdict(list)
+    for ln in links_of_kind(t.links, ANCILLARY):  # entity to entity: listed in the primary's box
+        ancillary[node(ln.source_id)].append((node(ln.sink_id), bool(ln.flags & 1)))
     layer: dict[str, int] = {}
 
     def depth(n: str, seen: frozenset[str] = frozenset()) -> int:
@@ -77,7 +95,10 @@ def draw(dev: MediaDeviceView, expanded: frozenset[str] = frozenset()) -> Render
     grid = Table.grid(padding=(0, 1))
     for _ in columns:
         grid.add_column(vertical="top")
-    cells = [Group(*(_box(n, nodes[n], out_edges.get(n, {})) for n in columns[c])) for c in sorted(columns)]
+    cells = [
+        Group(*(_box(n, nodes[n], out_edges.get(n, {}), ancillary.get(n, [])) for n in columns[c]))
+        for c in sorted(columns)
+    ]
     grid.add_row(*cells)
     return grid
 
@@ -90,15 +111,25 @@ def pad_range(pads: list[int]) -> str:
     return ",".join(map(str, pads))
 
 
-def _box(name: str, function: int, edges: dict[tuple[str, int, bool], list[int]]) -> Panel:
-    body = Text(short_function(function), style="dim")
+def _box(
+    name: str,
+    function: int,
+    edges: dict[tuple[str, int, bool], list[int]],
+    ancillary: Sequence[tuple[str, bool]] = (),
+) -> Panel:
+    body = Text(short_function(function) if function != UNKNOWN_FUNCTION else "not in the graph", style="dim")
     for (dst, dst_pad, enabled), pads in sorted(edges.items(), key=lambda kv: (min(kv[1]), kv[0][0])):
         arrow, style = ("━▶", "green") if enabled else ("┄▷", "dim")
         target = dst if dst_pad < 0 else f"{dst}:{dst_pad}"
         count = f" ({len(pads)} links)" if len(pads) > 1 and dst_pad >= 0 else ""
         body.append(f"\n{pad_range(pads)} {arrow} ", style=style)
         body.append(f"{target}{count}", style="" if enabled else "dim")
-    return Panel(body, title=name, title_align="left", border_style="blue", expand=False)
+    for other, enabled in sorted(ancillary):
+        body.append("\n◇ ", style="magenta" if enabled else "dim")
+        body.append(f"{other} (ancillary)", style="" if enabled else "dim")
+    border = "red" if function == UNKNOWN_FUNCTION else "blue"
+    title = Text(name)  # a name from the kernel is never markup
+    return Panel(body, title=title, title_align="left", border_style=border, expand=False)
 
 
 def to_text(renderable: RenderableType) -> Text:

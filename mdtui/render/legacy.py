@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from allocator.mc.topology import EntityDesc, LinkDesc, PadDesc
 
-from ..model import MediaDeviceView
+from ..model import DATA, MediaDeviceView, links_of_kind
 
 MEDIA_ENT_TYPE_MASK = 0x00FF0000
 MEDIA_ENT_SUBTYPE_MASK = 0x0000FFFF
@@ -60,10 +60,10 @@ def build(dev: MediaDeviceView) -> dict[int, LegacyEntity]:
     for p in t.pads:
         npads[p.entity_id] = npads.get(p.entity_id, 0) + 1
     by_source: dict[int, list[LinkDesc]] = {}
-    for ln in t.links:
+    for ln in links_of_kind(t.links, DATA):  # ENUM_LINKS returns pad-to-pad links only
         src, dst = pads.get(ln.source_id), pads.get(ln.sink_id)
         if src is None or dst is None:
-            continue  # an interface link: not in the legacy view
+            continue  # a data link to a pad the graph lacks
         source, sink = PadDesc(src.entity_id, src.index, src.flags), PadDesc(dst.entity_id, dst.index, dst.flags)
         link = LinkDesc(source, sink, ln.flags)
         by_source.setdefault(src.entity_id, []).append(link)

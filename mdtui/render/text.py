@@ -1,8 +1,14 @@
-"""``dump --format text``: the allocator's view, then ``media-ctl -p`` for each device."""
+"""``dump --format text``: the allocator's view, then ``media-ctl -p`` for each device.
+
+A device that could not be read says "unknown (why)" for everything the ioctls would have
+told, and lists what sysfs still shows: its parent, the drivers bound there and their
+modules' refcnt.  ``media-ctl -p`` shows no ancillary links (MEDIA_IOC_ENUM_LINKS does not
+return them, and libmediactl knows no other); they are listed with the allocator's view.
+"""
 
 from __future__ import annotations
 
-from ..model import MediaDeviceView, SystemSnapshot
+from ..model import ANCILLARY, BoundDriver, MediaDeviceView, SystemSnapshot, links_of_kind
 from . import legacy
 
 
@@ -68,36 +74,98 @@ def media_ctl_p(dev: MediaDeviceView) -> str:
 
 
 def allocator_state(dev: MediaDeviceView, snap: SystemSnapshot) -> str:
-    t = dev.topology
-    lines = [f"=== {dev.devnode or 'media device (not registered)'}: {dev.info.model} ==="]
-    usb = snap.usb(dev.usb_device)
-    ident = f" ({usb.vendor:04x}:{usb.product_id:04x} {usb.product})" if usb else ""
-    lines.append(f"key device        {dev.key}{ident}")
-    if dev.shared:
-        suffix = " (inferred)" if "refcount" in dev.inferred else ""
-        lines.append(f"allocator         shared through media_device_usb_allocate(){suffix}")
-        lines.append(f"refcount          {dev.refcount}")
-        if dev.owner:
-            lines.append(
-                f"owner module      {dev.owner} (refcnt {dev.owner_refcnt}, {dev.owner_refs_from_sharers} from sharers)"
-            )
-        else:
-            lines.append("owner module      built in (no module reference)")
-    else:
-        lines.append("allocator         not shared: the driver's own media device")
-    for n, h in enumerate(dev.holders):
-        lines.append(f"{'holders' if n == 0 else '':<18}{h.driver} {h.interface} ({h.reason})")
-    if not dev.holders:
-        lines.append("holders           none")
-    lines.append(f"registered        {'yes, ' + dev.devnode if dev.devnode else 'no'}")
-    lines.append(f"topology_version  {t.topology_version}")
-    lines.append(
-        f"counts            {len(t.entities)} entities, {len(t.interfaces)} interfaces, "
-        f"{len(t.pads)} pads, {len(t.links)} links"
-    )
+    lines = [f"=== {node_title(dev)}: {dev.info.model} ===", key_line(dev, snap)]
+    lines += _allocator_lines(dev)
+    lines += _holder_lines(dev)
+    lines += bound_lines(dev, snap)
+    lines.append(f"registered        {registered_text(dev)}")
+    lines += _graph_lines(dev)
     for a in dev.anomalies:
         lines.append(f"ANOMALY           {a}")
     return "\n".join(lines) + "\n"
+
+
+def node_title(dev: MediaDeviceView) -> str:
+    if dev.devnode:
+        return dev.devnode
+    if dev.unread is not None:
+        return f"{dev.name} (/dev node unknown)"
+    return "media device (not registered)"
+
+
+def key_line(dev: MediaDeviceView, snap: SystemSnapshot) -> str:
+    """The USB key device with its ids, or the real parent of any other media device."""
+    if dev.usb_device is None:
+        return f"parent            {dev.parent_device or 'none'}"
+    usb = snap.usb(dev.usb_device)
+    ident = f" ({usb.vendor:04x}:{usb.product_id:04x} {usb.product})" if usb else ""
+    return f"key device        {dev.key}{ident}"
+
+
+def _allocator_lines(dev: MediaDeviceView) -> list[str]:
+    if not dev.shared:
+        return ["allocator         not shared: the driver's own media device"]
+    suffix = " (inferred)" if "refcount" in dev.inferred else ""
+    lines = [
+        f"allocator         shared through media_device_usb_allocate(){suffix}",
+        f"refcount          {dev.fact(dev.refcount)}",
+    ]
+    if dev.owner:
+        sharers = "" if dev.owner_refs_from_sharers is None else f", {dev.owner_refs_from_sharers} from sharers"
+        lines.append(f"owner module      {dev.owner} (refcnt {dev.owner_refcnt}{sharers})")
+    elif dev.unread is not None:
+        lines.append(f"owner module      {dev.unread.unknown}")
+    else:
+        lines.append("owner module      built in (no module reference)")
+    return lines
+
+
+def _holder_lines(dev: MediaDeviceView) -> list[str]:
+    if dev.unread is not None:
+        return [f"holders           {dev.unread.unknown}"]
+    lines = [
+        f"{'holders' if n == 0 else '':<18}{h.driver} {h.interface} ({h.reason})" for n, h in enumerate(dev.holders)
+    ]
+    return lines or ["holders           none"]
+
+
+def bound_lines(dev: MediaDeviceView, snap: SystemSnapshot) -> list[str]:
+    """What sysfs says is bound to the key device, where the holders cannot say it: the
+    device could not be read, or its parent is no USB device."""
+    if dev.bound is None or (dev.unread is None and dev.usb_device is not None):
+        return []
+    lines = [f"{'bound drivers' if n == 0 else '':<18}{bound_text(b, snap)}" for n, b in enumerate(dev.bound)]
+    return lines or ["bound drivers     none"]
+
+
+def bound_text(b: BoundDriver, snap: SystemSnapshot) -> str:
+    """``au0828 1-1:1.0 (module au0828, refcnt 1)``; the refcnt from /sys/module."""
+    mod = snap.module(b.module) if b.module else None
+    refcnt = f", refcnt {mod.refcnt}" if mod is not None and mod.refcnt is not None else ""
+    where = f"module {b.module}{refcnt}" if b.module else "built in"
+    return f"{b.driver} {b.device} ({where})"
+
+
+def registered_text(dev: MediaDeviceView) -> str:
+    if dev.devnode:
+        return f"yes, {dev.devnode}"
+    return "no" if dev.registered_known or dev.unread is None else dev.unread.unknown
+
+
+def _graph_lines(dev: MediaDeviceView) -> list[str]:
+    if dev.unread is not None:
+        return [f"topology_version  {dev.unread.unknown}", f"counts            {dev.unread.unknown}"]
+    t = dev.topology
+    lines = [
+        f"topology_version  {t.topology_version}",
+        f"counts            {len(t.entities)} entities, {len(t.interfaces)} interfaces, "
+        f"{len(t.pads)} pads, {len(t.links)} links",
+    ]
+    names = {e.id: e.name for e in t.entities}
+    for n, ln in enumerate(links_of_kind(t.links, ANCILLARY)):
+        primary, other = (names.get(i, f"? (entity {i})") for i in (ln.source_id, ln.sink_id))
+        lines.append(f"{'ancillary links' if n == 0 else '':<18}{primary} <=> {other} [{link_flags(ln.flags)}]")
+    return lines
 
 
 def render(snap: SystemSnapshot) -> str:
@@ -105,7 +173,9 @@ def render(snap: SystemSnapshot) -> str:
     parts.append("")
     for dev in snap.media_devices:
         parts.append(allocator_state(dev, snap))
-        if dev.registered:
+        if dev.unread is not None:
+            parts.append(f"(media-ctl -p: {dev.unread.unknown})\n")
+        elif dev.registered:
             parts.append(media_ctl_p(dev))
         else:
             parts.append("(not registered: no /dev/media node to read)\n")

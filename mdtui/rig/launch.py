@@ -1,5 +1,9 @@
-"""``mdtui rig``: start the rig's server (mdtui/rig/server.py) on the interpreter that has
+"""``mdtui rig``: become the rig's server (mdtui/rig/server.py) on the interpreter that has
 GObject introspection, under ``umockdev-wrapper``, and hand it COMMAND.
+
+The process execs into the server (nothing sits in between): a signal sent to ``mdtui rig``
+is a signal to the server, which passes it on to COMMAND, waits for it and cleans up
+(mdtui/rig/command.py), and the server's exit status is ``mdtui rig``'s.
 
 The server needs Debian's umockdev, its typelib and python3-gi (PyGObject is not in the
 project's virtualenv: the system interpreter has it), plus a C compiler for the sysfs write
@@ -8,6 +12,7 @@ shim.  When one is missing, ``missing()`` names it and the package that provides
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -50,6 +55,7 @@ def command_line(command: list[str], script: str | None, variant: str) -> list[s
 
 
 def run(command: list[str], script: str | None = None, variant: str = "mainline") -> int:
+    """Exec the server; returns only when it cannot (a status for the caller to exit with)."""
     lacking = missing()
     if lacking:
         print("mdtui rig: needs umockdev with GObject introspection; missing:", file=sys.stderr)
@@ -59,4 +65,11 @@ def run(command: list[str], script: str | None = None, variant: str = "mainline"
         return EX_UNAVAILABLE
     project = str(Path(__file__).resolve().parents[2])  # allocator/ and mdtui/ live here
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (project, os.environ.get("PYTHONPATH")) if p))
-    return subprocess.call(command_line(command, script, variant), env=env)
+    line = command_line(command, script, variant)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvpe(line[0], line, env)
+    except OSError as exc:
+        print(f"mdtui rig: {line[0]}: {exc.strerror}", file=sys.stderr)
+        return 127 if exc.errno == errno.ENOENT else 126

@@ -2,7 +2,7 @@
 
 Runs on the interpreter that has GObject introspection (Debian's ``/usr/bin/python3`` with
 ``python3-gi`` and ``gir1.2-umockdev-1.0``), under ``umockdev-wrapper`` so that its own
-libudev calls see the testbed; ``mdtui rig`` (mdtui/rig/launch.py) starts it.  It imports
+libudev calls see the testbed; ``mdtui rig`` (mdtui/rig/launch.py) becomes it.  It imports
 nothing outside ``allocator`` and the Textual-free parts of ``mdtui``.
 
 What the programs inside see:
@@ -11,17 +11,21 @@ What the programs inside see:
   after every change (staged, then swapped in: a reader never sees half a tree), with
   ``/dev/.node`` entries so that umockdev's preload reports the nodes as character devices;
 * ``/dev/mediaN``: every open is an open of the simulated devnode (it pins the owner module,
-  as ``media_open()`` does through the cdev owner) and every ioctl is answered by
-  ``mdtui.live.answer.respond`` from the media device that fd was opened on, so an fd kept
+  as ``media_open()`` does through the cdev owner), released when the client closes it or
+  goes away however it goes (``mdtui.rig.peers``); every ioctl is answered from the media
+  device that fd was opened on, bad pointers included (``mdtui.rig.ioctls``), so an fd kept
   across an unregister gets EIO while a new open reaches the new device;
 * uevents: each one the simulation emits, sent after the tree shows its result
   (``mdtui.rig.uevents``);
-* writes to ``/sys/bus/usb/drivers/*/{bind,unbind}``: applied to the simulation through the
-  control socket by the write shim (``mdtui/rig/shim.c``), which makes write() fail with
-  the simulation's errno; the shim also makes a close() of /dev/mediaN wait until the
-  simulated file is closed, as the kernel's close does;
+* writes to ``/sys/bus/usb/drivers/*/{bind,unbind}``: the written bytes are one device name,
+  looked up as the driver core does (``sysfs-write`` from the write shim ``shim.c``, which
+  makes write() fail with the simulation's errno; or found in the file, for writes through
+  stdio the shim cannot see);
 * ``$MDTUI_RIG_CONTROL``: a Unix socket taking lifecycle lines (``unplug 1-1``, the script
-  language); the reply is ``ok`` or ``error ERRNO ERRNO_NAME message``.
+  language); the reply is ``ok`` or ``error ERRNO ERRNO_NAME message`` (``mdtui.rig.control``).
+
+COMMAND runs as a shell runs a foreground command (``mdtui.rig.command``); when it ends, the
+rig stops serving, then removes the testbed.
 
 Usage: python3 -m mdtui.rig.server [--script FILE] [--variant V] -- COMMAND...
 """
@@ -33,14 +37,10 @@ import contextlib
 import errno
 import os
 import shutil
-import socket
-import struct
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
-from typing import Any
 
 import gi
 
@@ -49,31 +49,49 @@ from gi.repository import GLib, UMockdev  # noqa: E402
 
 from allocator import Event, KernelError  # noqa: E402
 from allocator.events import UEVENT  # noqa: E402
-from allocator.mc.device import MediaDevice  # noqa: E402
 
-from ..live import uapi  # noqa: E402
-from ..live.answer import respond  # noqa: E402
 from ..script import ScriptError, Step, load, parse  # noqa: E402
 from ..sources.sim import DEFAULT_WORLD, SimSource, build  # noqa: E402
+from . import command as cmd  # noqa: E402
 from . import uevents  # noqa: E402
+from .control import ControlServer, error  # noqa: E402
+from .ioctls import MediaNode, Opened  # noqa: E402
+from .launch import EX_UNAVAILABLE  # noqa: E402
+from .peers import PeerFinder  # noqa: E402
 from .tree import write_tree  # noqa: E402
 
-_POINTER = struct.Struct("<Q")
+SYSFS_OPS = ("bind", "unbind")
+STDIO_READ = 64 * 1024  # what is read of a bind/unbind file written through stdio
+
+
+def device_name(data: bytes) -> str:
+    """The device a bind/unbind store looks up: the written bytes as one C string (up to a
+    NUL), one trailing newline ignored, as ``sysfs_streq()`` compares; nothing else stripped.
+    Bytes that are not UTF-8 are kept as they are (they match no device)."""
+    name = data.split(b"\0", 1)[0]
+    if name.endswith(b"\n"):
+        name = name[:-1]
+    return name.decode("utf-8", "surrogateescape")
 
 
 class Rig:
-    """The simulation, the testbed it is shown in, and the glue between them."""
+    """The simulation, the testbed it is shown in, and the glue between them.  ``lock`` guards
+    the machine, the tree and the open files; umockdev's ioctl thread, the control socket's
+    threads and the main loop all take it."""
 
     def __init__(self, source: SimSource) -> None:
+        self.lock = threading.RLock()
         self.source = source
         self.kernel = source.kernel
+        self.closing = False
         self.testbed = UMockdev.Testbed.new()
         self.root = Path(self.testbed.get_root_dir())
         self.handlers: dict[str, MediaNode] = {}
+        self.peers = PeerFinder()
         self._uevents: list[Event] = []
         self.sender = uevents.Sender(str(self.root))
         source.subscribe(self._event)
-        with source.lock:
+        with self.lock:
             self.sync()
 
     def _event(self, event: Event) -> None:
@@ -84,7 +102,9 @@ class Rig:
 
     def sync(self) -> None:
         """Show the simulation's current state, then send the uevents that led to it.
-        Callers hold ``source.lock``."""
+        Callers hold ``lock``.  Nothing is written once the rig is closing."""
+        if self.closing:
+            return
         stage = self.root / ".stage"
         if stage.exists():
             shutil.rmtree(stage)
@@ -113,23 +133,30 @@ class Rig:
 
     def sync_refcnts(self) -> None:
         """An open or close of /dev/mediaN moves module refcnts and nothing else (and sends
-        no uevent, as on a real machine): rewrite just those files."""
+        no uevent, as on a real machine): rewrite just those files.  Callers hold ``lock``;
+        a module whose directory is not (or no longer) there is skipped."""
+        if self.closing:
+            return
         for name, mod in self.kernel.modules.items():
             path = self.root / "sys" / "module" / name / "refcnt"
-            if path.parent.is_dir() and path.read_text() != f"{mod.refcnt}\n":
-                staged = path.with_name(".refcnt")  # replaced whole: a reader never sees it empty
-                staged.write_text(f"{mod.refcnt}\n")
-                staged.replace(path)
+            with contextlib.suppress(FileNotFoundError):
+                if path.read_text() != f"{mod.refcnt}\n":
+                    staged = path.with_name(".refcnt")  # replaced whole: a reader never sees it empty
+                    staged.write_text(f"{mod.refcnt}\n")
+                    staged.replace(path)
 
     # -- actions -----------------------------------------------------------------------
 
     def run_line(self, line: str) -> str:
-        """One line from the control socket: ``reset [SCRIPT]`` or a lifecycle line; the
-        answer is ``ok`` or ``error ERRNO NAME message``."""
+        """One line from the control socket: ``reset [SCRIPT]``, a lifecycle line, or one of
+        the shim's (``reap``, ``sysfs-write``); the answer is ``ok`` or ``error ERRNO NAME
+        message``."""
         words = line.split()
-        if words[:1] == ["closed"] and len(words) == 2:
-            self.wait_closed(words[1])
+        if words == ["reap"]:
+            self.reap()
             return "ok"
+        if words[:1] == ["sysfs-write"]:
+            return self.sysfs_write_line(words[1:])
         self.reap()
         try:
             if words[:1] == ["reset"]:
@@ -137,15 +164,28 @@ class Rig:
                 return "ok"
             steps = parse(line, "control")
         except ScriptError as exc:
-            return f"error {errno.EINVAL} EINVAL {exc}"
-        with self.source.lock:
+            return error(errno.EINVAL, str(exc))
+        return self.run_steps(steps)
+
+    def run_steps(self, steps: list[Step]) -> str:
+        """Lifecycle steps on the machine, shown in the tree; ``ok`` or the first refusal.
+        The tree is rewritten unless nothing ran: no step, or a first step refused without a
+        uevent (a store that returns an error changes nothing)."""
+        ran = False
+        with self.lock:
+            if self.closing:
+                return error(errno.ESHUTDOWN, "the rig is shutting down")
             try:
                 for step in steps:
                     self.source.run(step)
+                    ran = True
             except KernelError as exc:
                 return f"error {exc.errno} {exc.errno_name} {exc.strerror}"
             finally:
-                self.sync()
+                if ran or self._uevents:
+                    self.sync()
+                else:
+                    self.sync_refcnts()
         return "ok"
 
     def reset(self, steps: list[Step]) -> None:
@@ -154,112 +194,97 @@ class Rig:
         whose devices all went away."""
         source, failed = build(steps, variant=self.kernel.variant)
         report(failed)
-        with self.source.lock, source.lock:
+        with self.lock:
             self.source, self.kernel = source, source.kernel
             source.subscribe(self._event)
             self._uevents.clear()
             self.sync()
 
+    def sysfs_write(self, op: str, driver: str, data: bytes) -> str:
+        """``write()`` of ``data`` to /sys/bus/usb/drivers/DRIVER/OP: bind_store() and
+        unbind_store() look the whole write up as one device name (ENODEV when nothing has
+        that name); it is never read as a command line."""
+        self.reap()
+        return self.run_steps([Step(0, op, (driver, device_name(data)))])
+
+    def sysfs_write_line(self, args: list[str]) -> str:
+        """The shim's ``sysfs-write OP DRIVER-HEX BYTES-HEX``."""
+        if len(args) == 2:
+            args.append("")  # zero bytes (the shim answers those itself)
+        try:
+            op, driver, data = args[0], bytes.fromhex(args[1]), bytes.fromhex(args[2])
+        except (IndexError, ValueError):
+            return error(errno.EINVAL, "usage: sysfs-write OP DRIVER-HEX BYTES-HEX")
+        if len(args) != 3 or op not in SYSFS_OPS:
+            return error(errno.EINVAL, "usage: sysfs-write bind|unbind DRIVER-HEX BYTES-HEX")
+        return self.sysfs_write(op, driver.decode("utf-8", "surrogateescape"), data)
+
     def apply_stdio_writes(self) -> bool:
         """Writes the shim cannot see (through glibc's stdio, e.g. bash's ``echo``) land in
         the bind/unbind files themselves: apply and empty them.  Their errno cannot be
-        returned; a refusal is printed.  Polled from the main loop every 50 ms."""
-        with self.source.lock:
+        returned; a refusal is printed.  Polled from the main loop every 50 ms: nothing a
+        file holds stops the polling (returns True: keep the timer)."""
+        with self.lock:
+            if self.closing:
+                return True
             for path in (self.root / "sys" / "bus" / "usb" / "drivers").glob("*/*bind"):
-                text = path.read_text().strip() if path.stat().st_size else ""
-                if text:
-                    path.write_text("")
-                    answer = self.run_line(f"{path.name} {path.parent.name} {text}")
-                    if answer != "ok":
-                        print(
-                            f"mdtui rig: echo {text} > /sys/bus/usb/drivers/{path.parent.name}/{path.name}: {answer}",
-                            file=sys.stderr,
-                        )
-        return True  # keep polling
+                try:
+                    self._apply_stdio_write(path)
+                except Exception as exc:  # a file that went away with a reset, or a bug
+                    print(f"mdtui rig: {path.name}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return True
 
-    def open_node(self, node: str) -> tuple[int, MediaDevice] | None:
+    def _apply_stdio_write(self, path: Path) -> None:
+        if path.name not in SYSFS_OPS:
+            return
+        with path.open("rb") as f:
+            data = f.read(STDIO_READ)  # a longer name matches no device all the same
+        if not data:
+            return
+        path.write_bytes(b"")
+        answer = self.sysfs_write(path.name, path.parent.name, data)
+        if answer != "ok":
+            sysfs = f"/sys/bus/usb/drivers/{path.parent.name}/{path.name}"
+            name = device_name(data)
+            shown = repr(name) if len(name) <= 64 else f"{name[:64]!r}... ({len(name)} characters)"
+            print(f"mdtui rig: echo {shown} > {sysfs}: {answer}", file=sys.stderr)
+
+    def open_node(self, node: str) -> Opened:
         """``open()`` of a /dev/mediaN inside the testbed: the simulated file and the media
-        device behind it, or None when nothing is registered there (the client already has
-        its fd on the testbed file; its ioctls get ENXIO)."""
+        device behind it (none when nothing is registered there: the client already has its
+        fd on the testbed file, and its ioctls get ENXIO), and the rig's end of the client's
+        connection (found first: it is the newest, see ``mdtui.rig.peers``)."""
+        peer = self.peers.claim(node)
         self.reap()
-        with self.source.lock:
+        with self.lock:
+            if self.closing:
+                return Opened(None, None, None, peer)
             try:
                 fd = self.kernel.files.open(node)
             except KernelError:
-                return None
+                return Opened(None, None, None, peer)
             devt = self.kernel.files.files[fd].device.devt
             mdev = next((m for m in self.kernel.media_bus.live.values() if m.devnode.device.devt == devt), None)
             self.sync_refcnts()  # the cdev owner's module is pinned
-        return (fd, mdev) if mdev is not None else None
-
-    def wait_closed(self, node: str, timeout: float = 0.25) -> None:
-        """The shim's ``closed /dev/mediaN``: a process closed an fd there.  Wait for the main
-        loop to see that client go (a few ms), then close the simulated file."""
-        handler = self.handlers.get(node)
-        deadline = time.monotonic() + timeout
-        while handler is not None and time.monotonic() < deadline:
-            if any(not client.get_connected() for client in list(handler.clients)):
-                break
-            time.sleep(0.001)
-        self.reap()
+            return Opened(self.source, fd, mdev, peer)
 
     def reap(self) -> bool:
-        """Close, in the simulation, every /dev/mediaN fd its process has closed.  Run before
-        each rig operation, so that a close that happened before an action is seen before it,
-        and every 20 ms from the main loop (returns True: keep the timer)."""
-        with self.source.lock:
-            fds = [fd for handler in self.handlers.values() for fd in handler.closed()]
-            for fd in fds:
-                with contextlib.suppress(KernelError):  # a reset machine no longer has it
-                    self.kernel.files.close(fd)
-            if fds:
+        """Release, in the simulation, every /dev/mediaN file no process holds any more (closed
+        or exited).  Run before each rig operation, when the shim asks (at a close, and before
+        a refcnt is read), and every 20 ms from the main loop (returns True: keep the timer)."""
+        with self.lock:
+            released = [opened.release() for handler in list(self.handlers.values()) for opened in handler.gone()]
+            if any(released):
                 self.sync_refcnts()
         return True
 
-
-class MediaNode(UMockdev.IoctlBase):
-    """The ioctls of one /dev/mediaN: each client answered from the device it opened."""
-
-    def __init__(self, rig: Rig, node: str) -> None:
-        super().__init__()
-        self.rig = rig
-        self.node = node
-        self.clients: dict[Any, tuple[int, MediaDevice] | None] = {}
-
-    def do_client_connected(self, client: Any) -> None:
-        self.clients[client] = self.rig.open_node(self.node)
-
-    def closed(self) -> list[int]:
-        """The simulated fds of clients that have closed theirs.  umockdev 0.17 never emits
-        ``client-vanished`` (nor notifies ``connected``), so the rig asks each client."""
-        gone = [client for client in self.clients if not client.get_connected()]
-        return [opened[0] for client in gone if (opened := self.clients.pop(client)) is not None]
-
-    def do_handle_ioctl(self, client: Any) -> bool:
-        request = client.get_request() & 0xFFFFFFFF
-        opened = self.clients.get(client)
-        if request not in uapi.REQUESTS:
-            client.complete(-1, errno.ENOTTY)
-            return True
-        if opened is None:
-            client.complete(-1, errno.ENXIO)
-            return True
-        arg = client.get_arg().resolve(0, (request >> 16) & 0x3FFF)
-        raw = bytes(arg.retrieve())
-        with self.rig.source.lock:
-            reply = respond(opened[1], request, raw)
-        if reply.errno:
-            client.complete(-1, reply.errno)
-            return True
-        for pointer, payload in reply.writes:
-            if not payload:
-                continue
-            offset = next(o for o in range(0, len(raw) - 7, 8) if _POINTER.unpack_from(raw, o)[0] == pointer)
-            arg.resolve(offset, len(payload)).update(0, list(payload))
-        if reply.arg is not None:
-            arg.update(0, list(reply.arg))
-        client.complete(0, 0)
-        return True
+    def close(self) -> None:
+        """Teardown, in order: stop serving (nothing touches the tree after this), then
+        remove the testbed.  The Testbed's own cleanup needs its finalizer, which never runs
+        at exit."""
+        with self.lock:
+            self.closing = True
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def report(failed: list[tuple[Step, KernelError]]) -> None:
@@ -268,35 +293,66 @@ def report(failed: list[tuple[Step, KernelError]]) -> None:
 
 
 def build_shim(directory: Path) -> Path:
-    """Compile shim.c (bind/unbind writes that fail with the simulation's errno)."""
+    """Compile shim.c; raises RuntimeError with one line saying why it could not be."""
     out = directory / "mdtui-rig-shim.so"
     source = Path(__file__).with_name("shim.c")
     cc = os.environ.get("CC", "cc")
-    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(out), str(source), "-ldl"], check=True)
+    line = [cc, "-shared", "-fPIC", "-O2", "-o", str(out), str(source), "-ldl", "-lpthread"]
+    try:
+        done = subprocess.run(line, capture_output=True, text=True, errors="replace")
+    except OSError as exc:
+        raise RuntimeError(f"cannot build the rig's shim: {cc}: {exc.strerror}") from exc
+    if done.returncode != 0:
+        first = next((ln for ln in done.stderr.splitlines() if "error" in ln), done.stderr.strip()[:200])
+        status = done.returncode if done.returncode >= 0 else 128 - done.returncode
+        why = f"{cc} exited with status {status}" + (f": {first}" if first else "")
+        raise RuntimeError(f"cannot build the rig's shim: {why}")
     return out
 
 
-def serve_control(rig: Rig, path: str) -> None:
-    """Lifecycle lines, one reply line each, from any number of connections."""
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(path)
-    server.listen()
+def serve(rig: Rig, relay: cmd.Relay, command: list[str]) -> int:
+    """Serve the testbed while COMMAND runs in it; the rig's exit status."""
+    control = ControlServer(rig.run_line, str(rig.root / "control.sock"))
+    try:
+        try:
+            shim = build_shim(rig.root)
+        except RuntimeError as exc:
+            print(f"mdtui rig: {exc}", file=sys.stderr)
+            return EX_UNAVAILABLE
+        preload = " ".join(p for p in (str(shim), os.environ.get("LD_PRELOAD", "")) if p)
+        # the Testbed set UMOCKDEV_DIR in C only: os.environ never saw it
+        env = dict(os.environ, UMOCKDEV_DIR=str(rig.root), MDTUI_RIG_CONTROL=control.path, LD_PRELOAD=preload)
+        try:
+            pid = relay.start(lambda: cmd.spawn(command, env))
+        except OSError as exc:
+            message, status = cmd.cannot_run(command, exc)
+            print(message, file=sys.stderr)
+            return status
+        if pid is None:
+            return 128 + (relay.early or 0)
+        return run_loop(rig, pid)
+    finally:
+        control.close()
 
-    def handle(conn: socket.socket) -> None:
-        with conn, conn.makefile("rw") as stream:
-            for line in stream:
-                stream.write(rig.run_line(line.strip()) + "\n")
-                stream.flush()
 
-    def accept() -> None:
-        while True:
-            conn, _ = server.accept()
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+def run_loop(rig: Rig, pid: int) -> int:
+    """The main loop, until COMMAND ends; its exit status."""
+    loop = GLib.MainLoop()
+    GLib.timeout_add(50, rig.apply_stdio_writes)
+    GLib.timeout_add(20, rig.reap)
+    status: list[int] = []
 
-    threading.Thread(target=accept, daemon=True).start()
+    def wait() -> None:
+        status.append(cmd.exit_status(os.waitpid(pid, 0)[1]))
+        GLib.idle_add(loop.quit)
+
+    threading.Thread(target=wait, name="command", daemon=True).start()
+    loop.run()
+    return status[0]
 
 
 def main(argv: list[str] | None = None) -> int:
+    relay = cmd.Relay()  # before any thread starts
     parser = argparse.ArgumentParser(prog="mdtui rig (server)")
     parser.add_argument("--script")
     parser.add_argument("--variant", default="mainline")
@@ -313,27 +369,10 @@ def main(argv: list[str] | None = None) -> int:
     source, failed = build(steps, variant=args.variant)
     report(failed)
     rig = Rig(source)
-    control = str(rig.root / "control.sock")
-    serve_control(rig, control)
-    shim = build_shim(rig.root)
-    preload = " ".join(p for p in (str(shim), os.environ.get("LD_PRELOAD", "")) if p)
-    # the Testbed set UMOCKDEV_DIR in C only: os.environ never saw it
-    env = dict(os.environ, UMOCKDEV_DIR=str(rig.root), MDTUI_RIG_CONTROL=control, LD_PRELOAD=preload)
-    child = subprocess.Popen(command, env=env)
-    loop = GLib.MainLoop()
-    GLib.timeout_add(50, rig.apply_stdio_writes)
-    GLib.timeout_add(20, rig.reap)
-
-    def wait() -> None:
-        child.wait()
-        GLib.idle_add(loop.quit)
-
-    threading.Thread(target=wait, daemon=True).start()
     try:
-        loop.run()
+        return serve(rig, relay, command)
     finally:
-        shutil.rmtree(rig.root, ignore_errors=True)  # the Testbed's own cleanup needs its finalizer
-    return child.returncode
+        rig.close()
 
 
 if __name__ == "__main__":

@@ -1,59 +1,88 @@
 /*
- * mdtui rig: sysfs bind/unbind writes that act on the simulation and fail with its errno,
- * and closes of /dev/mediaN that reach the simulation before close() returns.
+ * mdtui rig: what umockdev's preload cannot do for the simulated kernel, done in the client.
+ * Preloaded ahead of umockdev's library; every other call goes straight to the next library.
  *
- * umockdev's preload emulates read/write/ioctl only for /dev nodes; a file under its mocked
- * /sys is a plain file, so `echo 1-1:1.0 > /sys/bus/usb/drivers/au0828/unbind` would always
- * succeed.  This library, preloaded ahead of umockdev's, remembers the fds opened on
- * /sys/bus/<bus>/drivers/<driver>/{bind,unbind}; a write() to one is sent to the rig's
- * control socket ($MDTUI_RIG_CONTROL) as "unbind <driver> <device>" and returns what the
- * simulated driver core answered: the byte count, or -1 with errno set (ENODEV, EBUSY, ...),
- * as bind_store()/unbind_store() do.
+ * 1. sysfs bind/unbind writes.  umockdev emulates read/write/ioctl only for /dev nodes; a file
+ *    under its mocked /sys is a plain file, so `echo 1-1:1.0 > .../au0828/unbind` would always
+ *    succeed.  The fds opened for writing on /sys/bus/<bus>/drivers/<driver>/{bind,unbind}
+ *    are remembered; a write() to one is sent to the rig's control socket ($MDTUI_RIG_CONTROL)
+ *    as "sysfs-write OP DRIVER-HEX BYTES-HEX" (hex: the written bytes are one device name,
+ *    whatever they contain, never words of a command line) and returns what the simulated
+ *    driver core answered: the byte count, or -1 with errno set, as bind_store() and
+ *    unbind_store() do.  A write of 0 bytes returns 0 without reaching the store, as sysfs does.
  *
- * A close() of an fd on /dev/mediaN returns once the rig has closed the simulated file (the
- * module pinned by the open is released then, as in the kernel); umockdev would tell the rig
- * only on its next main-loop turn, and a refcnt read right after the close would be stale.
- * Every other call goes straight to the next library.
+ * 2. Bad ioctl pointers.  umockdev's preload lets the rig read and write the client's memory
+ *    from inside the client; an unmapped address makes it print "emulation code requested
+ *    invalid read" and exit.  The kernel answers EFAULT instead (copy_from_user/copy_to_user).
+ *    An ioctl() with a media request (include/uapi/linux/media.h) on an fd open on
+ *    $UMOCKDEV_DIR/dev/mediaN is passed on as MDTUI_RIG_IOCTL, a request carrying the
+ *    original one, its argument, and how many bytes are readable and writable at the argument
+ *    (copied out and back with process_vm_readv/writev on the own pid) and at each user
+ *    pointer inside it (read from /proc/self/maps: the arrays' lengths are the rig's to
+ *    know).  The rig then touches only
+ *    what is there, and answers EFAULT where the kernel would, in the kernel's order (ENOTTY,
+ *    EIO for an unregistered device, EFAULT on copy-in, the call's own errors and partial array
+ *    writes, EFAULT on copy-out).  MDTUI_RIG_IOCTL from the program itself gets ENOTTY: an
+ *    unknown request, as on the real device.
+ *
+ * 3. Closes and exits.  A close() of an fd on /dev/mediaN returns once the rig has closed the
+ *    simulated file (the module pinned by the open is released then, as in the kernel).  The
+ *    rig also closes the file of any process whose ioctl socket went away (an exit or a kill);
+ *    an open of /sys/module/NAME/refcnt first asks the rig to do so ("reap"), so a parent that
+ *    has waited for its child reads the refcnt the kernel would show: files are released at
+ *    exit, before the parent can reap the child.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/media.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #define MAX_FDS 64
 #define PREFIX "/sys/bus/"
+#define MAX_NAME 1024 /* bytes of a device name sent to the rig; no device has a longer one */
 
+/* what the rig's ioctl handler receives (mdtui/rig/ioctls.py: RigCall) */
+struct rig_call {
+    uint64_t request;  /* the caller's media request */
+    uint64_t arg;      /* the caller's argument: the rig resolves it at this offset */
+    uint64_t readable; /* bytes readable at arg, up to the request's size */
+    uint64_t writable; /* bytes writable at arg, up to the request's size */
+    uint64_t ptr[4];   /* the user pointers inside the argument, as read here */
+    uint64_t room[4];  /* bytes writable at each, up to ROOM_CAP */
+};
+#define MDTUI_RIG_IOCTL _IOWR('|', 0xF0, struct rig_call)
+#define ROOM_CAP (64u << 20)
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
     int fd;
-    char op[8];       /* "bind", "unbind", or "closed" for a /dev/mediaN fd */
-    char driver[128]; /* the driver; for "closed", the node */
+    char op[8];       /* "bind" or "unbind" */
+    char driver[128];
 } tracked[MAX_FDS];
 static int ntracked;
 
-/* "/sys/bus/usb/drivers/au0828/unbind" -> op "unbind", driver "au0828" */
+/* ---- sysfs bind/unbind fds ------------------------------------------------------------ */
+
+/* "/sys/bus/usb/drivers/au0828/unbind" opened for writing -> op "unbind", driver "au0828" */
 static void track(int fd, const char *path, int flags)
 {
-    if (fd < 0)
-        return;
     const char *p, *drv, *slash;
     size_t len;
 
-    if (fd >= 0 && path != NULL && strncmp(path, "/dev/media", 10) == 0 && strlen(path) < 32) {
-        if (ntracked < MAX_FDS) {
-            tracked[ntracked].fd = fd;
-            snprintf(tracked[ntracked].op, sizeof tracked[0].op, "closed");
-            snprintf(tracked[ntracked].driver, sizeof tracked[0].driver, "%s", path);
-            ntracked++;
-        }
-        return;
-    }
     if (fd < 0 || path == NULL || (flags & O_ACCMODE) == O_RDONLY || strncmp(path, PREFIX, strlen(PREFIX)) != 0)
         return;
     p = strchr(path + strlen(PREFIX), '/');
@@ -64,15 +93,20 @@ static void track(int fd, const char *path, int flags)
     if (slash == NULL || (strcmp(slash + 1, "bind") != 0 && strcmp(slash + 1, "unbind") != 0))
         return;
     len = (size_t)(slash - drv);
-    if (len == 0 || len >= sizeof tracked[0].driver || ntracked >= MAX_FDS)
+    if (len == 0 || len >= sizeof tracked[0].driver)
         return;
-    tracked[ntracked].fd = fd;
-    snprintf(tracked[ntracked].op, sizeof tracked[0].op, "%s", slash + 1);
-    memcpy(tracked[ntracked].driver, drv, len);
-    tracked[ntracked].driver[len] = '\0';
-    ntracked++;
+    pthread_mutex_lock(&lock);
+    if (ntracked < MAX_FDS) {
+        tracked[ntracked].fd = fd;
+        snprintf(tracked[ntracked].op, sizeof tracked[0].op, "%s", slash + 1);
+        memcpy(tracked[ntracked].driver, drv, len);
+        tracked[ntracked].driver[len] = '\0';
+        ntracked++;
+    }
+    pthread_mutex_unlock(&lock);
 }
 
+/* callers hold the lock */
 static int find(int fd)
 {
     for (int i = 0; i < ntracked; i++)
@@ -83,31 +117,46 @@ static int find(int fd)
 
 static void forget(int fd)
 {
+    pthread_mutex_lock(&lock);
     int i = find(fd);
     if (i >= 0)
         tracked[i] = tracked[--ntracked];
+    pthread_mutex_unlock(&lock);
 }
 
-/* Send one line to the rig; return the errno it answers with (0: done). */
-static int ask_rig(const char *op, const char *driver, const char *buf, size_t count)
+static void copy_tracking(int oldfd, int newfd)
+{
+    pthread_mutex_lock(&lock);
+    int i = find(newfd);
+    if (i >= 0)
+        tracked[i] = tracked[--ntracked];
+    i = find(oldfd);
+    if (i >= 0 && ntracked < MAX_FDS) { /* the shell's `> file` dup2()s onto fd 1 */
+        tracked[ntracked] = tracked[i];
+        tracked[ntracked++].fd = newfd;
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+/* ---- the control socket -------------------------------------------------------------- */
+
+/* Send one line to the rig; return the errno it answers with (0: "ok"). */
+static int ask_rig(const char *line)
 {
     const char *path = getenv("MDTUI_RIG_CONTROL");
-    char line[512], reply[512];
+    char reply[512];
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    size_t n = count, used = 0;
+    size_t used = 0, len = strlen(line);
     ssize_t got;
-    int sock, err = EIO;
+    int sock, err = EIO, saved = errno;
 
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-        n--;
-    if (path == NULL || n > 200 || (n == 0 && strcmp(op, "closed") != 0) || memchr(buf, '\n', n) != NULL)
-        return ENODEV; /* nothing the driver core could find by that name */
-    snprintf(line, sizeof line, "%s %s %.*s\n", op, driver, (int)n, buf);
+    if (path == NULL)
+        return EIO;
     snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path);
     sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (sock < 0)
         return EIO;
-    if (connect(sock, (struct sockaddr *)&addr, sizeof addr) == 0 && send(sock, line, strlen(line), 0) > 0) {
+    if (connect(sock, (struct sockaddr *)&addr, sizeof addr) == 0 && send(sock, line, len, MSG_NOSIGNAL) == (ssize_t)len) {
         while (used < sizeof reply - 1 && (got = recv(sock, reply + used, sizeof reply - 1 - used, 0)) > 0) {
             used += (size_t)got;
             if (memchr(reply, '\n', used) != NULL)
@@ -119,20 +168,278 @@ static int ask_rig(const char *op, const char *driver, const char *buf, size_t c
         else if (sscanf(reply, "error %d", &err) != 1 || err <= 0)
             err = EIO;
     }
-    close(sock);
+    syscall(SYS_close, sock);
+    errno = saved;
     return err;
 }
+
+static char *hex(char *out, const void *data, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    const unsigned char *b = data;
+    for (size_t i = 0; i < n; i++) {
+        *out++ = digits[b[i] >> 4];
+        *out++ = digits[b[i] & 15];
+    }
+    *out = '\0';
+    return out;
+}
+
+/* bind_store()/unbind_store(): the whole write is one device name, a C string (it ends at
+ * a NUL); the rig looks it up */
+static int sysfs_write(const char *op, const char *driver, const void *buf, size_t count)
+{
+    char line[32 + 2 * sizeof tracked[0].driver + 2 * MAX_NAME], *p;
+    const char *nul = memchr(buf, '\0', count);
+    size_t n = nul != NULL ? (size_t)(nul - (const char *)buf) : count;
+
+    if (n > MAX_NAME)
+        return ENODEV; /* nothing the driver core could find by that name */
+    p = line + snprintf(line, sizeof line, "sysfs-write %s ", op);
+    p = hex(p, driver, strlen(driver));
+    *p++ = ' ';
+    p = hex(p, buf, n);
+    strcpy(p, "\n");
+    return ask_rig(line);
+}
+
+/* ---- which fds are /dev/mediaN --------------------------------------------------------- */
+
+/* Is fd open on the testbed's /dev/mediaN?  Asked of the kernel (not umockdev's wrappers). */
+static int is_media_fd(int fd)
+{
+    const char *root = getenv("UMOCKDEV_DIR");
+    char link[64], target[4096];
+    long n;
+    size_t len;
+
+    if (fd < 0 || root == NULL)
+        return 0;
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    n = syscall(SYS_readlinkat, AT_FDCWD, link, target, sizeof target - 1);
+    if (n <= 0)
+        return 0;
+    target[n] = '\0';
+    len = strlen(root);
+    if (strncmp(target, root, len) != 0 || strncmp(target + len, "/dev/media", 10) != 0)
+        return 0;
+    const char *digits = target + len + 10;
+    return *digits != '\0' && strspn(digits, "0123456789") == strlen(digits);
+}
+
+static int is_refcnt(const char *path)
+{
+    size_t n = path ? strlen(path) : 0;
+    return n > 19 && strncmp(path, "/sys/module/", 12) == 0 && strcmp(path + n - 7, "/refcnt") == 0;
+}
+
+/* ---- the memory an ioctl may touch ----------------------------------------------------- */
+
+struct span {
+    uint64_t start, want, reach; /* reach: accessible up to here, contiguously from start */
+    int write, open;             /* need 'w' (else 'r'); still being extended */
+};
+
+static uint64_t parse_hex(const char **s)
+{
+    uint64_t v = 0;
+    for (;; (*s)++) {
+        char c = **s;
+        if (c >= '0' && c <= '9')
+            v = v * 16 + (uint64_t)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v = v * 16 + (uint64_t)(c - 'a' + 10);
+        else
+            return v;
+    }
+}
+
+/* One line of /proc/self/maps ("lo-hi rwxp ...") against every span still open: mappings
+ * come in address order, so a span ends at its first gap or its first mapping without the
+ * permission it needs. */
+static void maps_line(const char *line, struct span *spans, int n)
+{
+    const char *s = line;
+    uint64_t lo = parse_hex(&s), hi;
+    if (*s++ != '-')
+        return;
+    hi = parse_hex(&s);
+    if (*s++ != ' ' || strlen(s) < 4)
+        return;
+    int readable = s[0] == 'r', writable = s[1] == 'w';
+    for (int i = 0; i < n; i++) {
+        struct span *sp = &spans[i];
+        if (!sp->open || hi <= sp->reach)
+            continue;
+        if (lo > sp->reach || !(sp->write ? writable : readable))
+            sp->open = 0;
+        else
+            sp->reach = hi;
+        if (sp->reach - sp->start >= sp->want)
+            sp->open = 0;
+    }
+}
+
+/* How many bytes, up to each span's want, are accessible from its start: /proc/self/maps
+ * read with raw syscalls (no wrapper, no allocation). */
+static void measure(struct span *spans, int n)
+{
+    char buf[8192];
+    size_t have = 0;
+    long got;
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
+
+    for (int i = 0; i < n; i++) {
+        spans[i].reach = spans[i].start;
+        spans[i].open = spans[i].start != 0 && spans[i].want > 0 && spans[i].start + spans[i].want > spans[i].start;
+    }
+    while (fd >= 0 && (got = syscall(SYS_read, fd, buf + have, sizeof buf - 1 - have)) > 0) {
+        char *line = buf, *nl;
+        have += (size_t)got;
+        buf[have] = '\0';
+        while ((nl = memchr(line, '\n', have - (size_t)(line - buf))) != NULL) {
+            *nl = '\0';
+            maps_line(line, spans, n);
+            line = nl + 1;
+        }
+        have -= (size_t)(line - buf);
+        memmove(buf, line, have);
+        if (have == sizeof buf - 1) /* a line longer than the buffer: drop it */
+            have = 0;
+    }
+    if (fd >= 0)
+        syscall(SYS_close, fd);
+    for (int i = 0; i < n; i++) {
+        uint64_t got_bytes = spans[i].start ? spans[i].reach - spans[i].start : 0;
+        spans[i].reach = got_bytes < spans[i].want ? got_bytes : spans[i].want; /* now: bytes */
+    }
+}
+
+/* The user pointers inside a media ioctl's argument: their offsets (the rig knows the element
+ * sizes).  G_TOPOLOGY's four arrays; ENUM_LINKS' pads and links. */
+static int pointer_fields(unsigned int request, size_t offsets[4])
+{
+    if (request == MEDIA_IOC_G_TOPOLOGY) {
+        offsets[0] = offsetof(struct media_v2_topology, ptr_entities);
+        offsets[1] = offsetof(struct media_v2_topology, ptr_interfaces);
+        offsets[2] = offsetof(struct media_v2_topology, ptr_pads);
+        offsets[3] = offsetof(struct media_v2_topology, ptr_links);
+        return 4;
+    }
+    if (request == MEDIA_IOC_ENUM_LINKS) {
+        offsets[0] = offsetof(struct media_links_enum, pads);
+        offsets[1] = offsetof(struct media_links_enum, links);
+        return 2;
+    }
+    return 0;
+}
+
+static int is_media_request(unsigned int request)
+{
+    return request == MEDIA_IOC_DEVICE_INFO || request == MEDIA_IOC_ENUM_ENTITIES || request == MEDIA_IOC_ENUM_LINKS ||
+           request == MEDIA_IOC_SETUP_LINK || request == MEDIA_IOC_G_TOPOLOGY;
+}
+
+/* Bytes readable, then writable, at the argument: copied out of it and back in by the kernel
+ * (process_vm_readv/writev on this process), as the ioctl itself will; -1 when those calls
+ * are not allowed here (then /proc/self/maps answers). */
+static int probe_arg(void *arg, size_t size, uint64_t *readable, uint64_t *writable)
+{
+    char copy[_IOC_SIZEMASK + 1];
+    struct iovec local = {copy, size}, remote = {arg, size};
+    ssize_t got, put;
+
+    if (arg == NULL) {
+        *readable = *writable = 0;
+        return 0;
+    }
+    got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+    if (got < 0 && errno != EFAULT)
+        return -1;
+    *readable = got < 0 ? 0 : (uint64_t)got;
+    local.iov_len = remote.iov_len = *readable;
+    put = *readable ? process_vm_writev(getpid(), &local, 1, &remote, 1, 0) : 0; /* the same bytes */
+    *writable = put < 0 ? 0 : (uint64_t)put;
+    return 0;
+}
+
+/* Describe the caller's ioctl for the rig: its argument and what memory is there. */
+static void describe(struct rig_call *call, unsigned int request, void *arg)
+{
+    struct span spans[4] = {0};
+    size_t offsets[4];
+    size_t size = _IOC_SIZE(request);
+    int nptr = pointer_fields(request, offsets), any = 0;
+
+    memset(call, 0, sizeof *call);
+    call->request = request;
+    call->arg = (uint64_t)(uintptr_t)arg;
+    if (probe_arg(arg, size, &call->readable, &call->writable) < 0) {
+        spans[0] = (struct span){.start = call->arg, .want = size};
+        spans[1] = (struct span){.start = call->arg, .want = size, .write = 1};
+        measure(spans, 2);
+        call->readable = spans[0].reach;
+        call->writable = spans[1].reach;
+    }
+    if (call->readable < size || nptr == 0)
+        return;
+    for (int i = 0; i < nptr; i++) {
+        memcpy(&call->ptr[i], (const char *)arg + offsets[i], sizeof call->ptr[i]);
+        spans[i] = (struct span){.start = call->ptr[i], .want = ROOM_CAP, .write = 1};
+        any |= call->ptr[i] != 0;
+    }
+    if (!any) /* no array asked for (the count-only call): no memory to look at */
+        return;
+    measure(spans, nptr);
+    for (int i = 0; i < nptr; i++)
+        call->room[i] = spans[i].reach;
+}
+
+int ioctl(int fd, unsigned long request, ...)
+{
+    static int (*next)(int, unsigned long, ...);
+    struct rig_call call;
+    va_list ap;
+    void *arg;
+
+    va_start(ap, request);
+    arg = va_arg(ap, void *);
+    va_end(ap);
+    if (next == NULL)
+        next = (int (*)(int, unsigned long, ...))dlsym(RTLD_NEXT, "ioctl");
+    unsigned int cmd = (unsigned int)request; /* the kernel's ioctl takes an unsigned int */
+    if ((!is_media_request(cmd) && cmd != MDTUI_RIG_IOCTL) || !is_media_fd(fd))
+        return next(fd, request, arg);
+    if (cmd == MDTUI_RIG_IOCTL) {
+        errno = ENOTTY; /* not a request the media device knows */
+        return -1;
+    }
+    describe(&call, cmd, arg);
+    return next(fd, (unsigned long)MDTUI_RIG_IOCTL, &call);
+}
+
+/* ---- write, close, dup ----------------------------------------------------------------- */
 
 ssize_t write(int fd, const void *buf, size_t count)
 {
     static ssize_t (*next)(int, const void *, size_t);
-    int i = find(fd);
+    char op[sizeof tracked[0].op], driver[sizeof tracked[0].driver];
+    int i;
 
     if (next == NULL)
         next = (ssize_t(*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
-    if (i < 0 || strcmp(tracked[i].op, "closed") == 0)
+    pthread_mutex_lock(&lock);
+    i = find(fd);
+    if (i >= 0) {
+        memcpy(op, tracked[i].op, sizeof op);
+        memcpy(driver, tracked[i].driver, sizeof driver);
+    }
+    pthread_mutex_unlock(&lock);
+    if (i < 0)
         return next(fd, buf, count);
-    int err = ask_rig(tracked[i].op, tracked[i].driver, buf, count);
+    if (count == 0)
+        return 0;
+    int err = sysfs_write(op, driver, buf, count);
     if (err) {
         errno = err;
         return -1;
@@ -143,30 +450,17 @@ ssize_t write(int fd, const void *buf, size_t count)
 int close(int fd)
 {
     static int (*next)(int);
-    char node[sizeof tracked[0].driver] = "";
-    int i = find(fd), ret, saved;
+    int media = is_media_fd(fd), ret, saved;
 
     if (next == NULL)
         next = (int (*)(int))dlsym(RTLD_NEXT, "close");
-    if (i >= 0 && strcmp(tracked[i].op, "closed") == 0)
-        snprintf(node, sizeof node, "%s", tracked[i].driver);
     forget(fd);
     ret = next(fd);
     saved = errno;
-    if (ret == 0 && node[0] != '\0')
-        ask_rig("closed", node, "", 0);
+    if (ret == 0 && media)
+        ask_rig("reap\n");
     errno = saved;
     return ret;
-}
-
-static void copy_tracking(int oldfd, int newfd)
-{
-    int i = find(oldfd);
-    forget(newfd);
-    if (i >= 0 && ntracked < MAX_FDS) { /* the shell's `> file` dup2()s onto fd 1 */
-        tracked[ntracked] = tracked[i];
-        tracked[ntracked++].fd = newfd;
-    }
 }
 
 int dup2(int oldfd, int newfd)
@@ -191,6 +485,8 @@ int dup3(int oldfd, int newfd, int flags)
     return fd;
 }
 
+/* ---- open ------------------------------------------------------------------------------ */
+
 /* the mode argument, present only when the flags create a file */
 #define MODE_ARG(flags)                                                                  \
     ({                                                                                   \
@@ -206,6 +502,8 @@ int dup3(int oldfd, int newfd, int flags)
 
 #define TRACKED(call, flags, path)                                                       \
     ({                                                                                   \
+        if (is_refcnt(path))                                                             \
+            ask_rig("reap\n");                                                           \
         int fd_ = (call); /* evaluated once: it is the open itself */                    \
         track(fd_, (path), (flags));                                                     \
         fd_;                                                                             \
@@ -229,7 +527,20 @@ int dup3(int oldfd, int newfd, int flags)
         return TRACKED(next(dirfd, path, flags, MODE_ARG(flags)), flags, path);          \
     }
 
+#define WRAP_FOPEN(name)                                                                 \
+    FILE *name(const char *path, const char *mode)                                       \
+    {                                                                                    \
+        static FILE *(*next)(const char *, const char *);                                \
+        if (next == NULL)                                                                \
+            next = (FILE * (*)(const char *, const char *)) dlsym(RTLD_NEXT, #name);     \
+        if (is_refcnt(path))                                                             \
+            ask_rig("reap\n");                                                           \
+        return next(path, mode);                                                         \
+    }
+
 WRAP_OPEN(open)
 WRAP_OPEN(open64)
 WRAP_OPENAT(openat)
 WRAP_OPENAT(openat64)
+WRAP_FOPEN(fopen)
+WRAP_FOPEN(fopen64)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Markdown
+
+from .dialog import Dialog
 
 HELP = """\
 # mdtui
@@ -44,7 +45,7 @@ match. On a live system, destructive actions ask first.
 """
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(Dialog[None]):
     BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
 
     def compose(self) -> ComposeResult:
@@ -52,4 +53,4 @@ class HelpScreen(ModalScreen[None]):
             yield Markdown(HELP)
 
     def action_close(self) -> None:
-        self.dismiss(None)
+        self.answer(None)

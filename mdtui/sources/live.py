@@ -9,13 +9,23 @@ Events come from a monitor whose file descriptor the app watches with ``loop.add
 (``watch`` blocks in ``select`` on it): nothing runs while nothing happens.  With no udevd
 running (containers, these machines) the monitor listens to the kernel's own uevents and
 says so.  bind/unbind write the interface name to the driver's sysfs file; only names that
-sysfs itself lists are used, and ``read_only`` refuses every write.
+sysfs itself lists are used, and ``read_only`` refuses every write (exact mode's switch of
+the allocator's debug lines included: it then works only if they already print).  What
+exact mode switched on is switched off again on ``stop()``, and at interpreter exit.
+
+A device whose node cannot be opened (EACCES: not in the ``video`` group), or whose
+directory cannot be resolved (a symlink loop, EACCES on the way), is shown with what sysfs
+still says (its parent, the drivers bound there and their modules) and ``unread`` naming
+the device and errno; what needs the ioctls is unknown, never 0 or "none".
 """
 
 from __future__ import annotations
 
+import atexit
+import dataclasses
 import errno
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -28,12 +38,22 @@ from allocator.mc.topology import DeviceInfo, Topology
 
 from ..live import infer, kmsg
 from ..live.media import Ioctl, MediaRead, MediaReadError, kernel_ioctl, read
-from ..live.sysfs import Sysfs, UsbDevice, uevent
-from ..live.sysfs import read as read_attr
-from ..model import InterfaceView, MediaDeviceView, ModuleView, SystemSnapshot, UsbDeviceView
+from ..live.sysfs import MediaEntry, Parent, Sysfs, UsbDevice
+from ..model import (
+    BoundDriver,
+    HolderView,
+    InterfaceView,
+    MediaDeviceView,
+    ModuleView,
+    SystemSnapshot,
+    Unread,
+    UsbDeviceView,
+)
 from ..script import Step
 
 EMPTY_TOPOLOGY = Topology(0, (), (), (), ())
+USB_DEVICE_NAME = re.compile(r"^\d+-\d+(\.\d+)*$")  # BUS-PORT[.PORT...]: a USB device, not an interface
+NO_INFO = DeviceInfo("", "", "", "", 0, 0, 0)
 
 
 class Monitor(Protocol):
@@ -58,6 +78,8 @@ class LiveSource:
         monitor_factory: Callable[[], Monitor] | None = None,
         exact: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        debugfs: Path = Path("/sys/kernel/debug"),
+        kmsg_path: str = "/dev/kmsg",
     ) -> None:
         self.sysfs = sysfs or Sysfs()
         self.ioctl = ioctl
@@ -74,6 +96,8 @@ class LiveSource:
         self.notes: list[str] = []
         self._want_exact = exact
         self.kmsg: kmsg.KmsgReader | None = None
+        self.debug = kmsg.DebugSwitch(debugfs)
+        self._kmsg_path = kmsg_path
         self.tracker = kmsg.ExactTracker()
         self._drivers: dict[str, str] = {}  # interface -> driver, as last read
         self._usb: dict[str, UsbDevice] = {}  # USB devices as last read, by real path
@@ -91,6 +115,10 @@ class LiveSource:
 
     def history(self) -> list[Event]:
         return []
+
+    def now(self) -> float:
+        """The clock this source stamps its events with."""
+        return self._clock()
 
     def emit(self, kind: str, device: str, text: str, fields: dict[str, str] | None = None, level: str = "") -> Event:
         self._seq += 1
@@ -113,24 +141,45 @@ class LiveSource:
         self.notes.append(self.monitor.description)
 
     def _start_exact(self) -> None:
-        reason = kmsg.enable()
+        """Switch the allocator's debug lines on (not with --read-only) and follow /dev/kmsg;
+        why not is a note in the header and a warning in the event stream (``watch``)."""
+        reason = self.debug.enable(read_only=self.read_only)
         if reason is None:
             try:
-                self.kmsg = kmsg.KmsgReader()
+                self.kmsg = kmsg.KmsgReader(self._kmsg_path)
             except OSError as exc:
-                reason = f"exact mode cannot read /dev/kmsg ({exc.strerror})"
+                reason = f"exact mode cannot read {self._kmsg_path} ({exc.strerror})"
+                self._restore_debug()
         if reason is not None:
+            self._want_exact = False  # said once; an overrun's restart does not say it again
             self.notes.append(reason)
-        else:
-            self.mode = "exact"
+            self.emit(TRACE, "mdtui", reason, level="warn")
+            return
+        self.mode = "exact"
+        if self.debug.switched:
+            atexit.register(self._restore_debug)
+            self.notes.append("exact mode: the allocator's debug lines switched on until mdtui exits")
+        elif self.read_only:
+            self.notes.append("exact mode: the allocator's debug lines were already on (--read-only: none switched)")
+
+    def _restore_debug(self) -> None:
+        """Put the debug lines back as they were; a failure is an error event, not a crash."""
+        atexit.unregister(self._restore_debug)
+        reason = self.debug.restore()
+        if reason is not None:
+            self.emit(ERROR, "mdtui", f"could not switch the allocator's debug lines back off: {reason}", level="err")
 
     def stop(self) -> None:
-        if self.monitor is not None:
-            self.monitor.close()
-            self.monitor = None
+        self._stop_monitor()
         if self.kmsg is not None:
             self.kmsg.close()
             self.kmsg = None
+        self._restore_debug()
+
+    def _stop_monitor(self) -> None:
+        if self.monitor is not None:
+            self.monitor.close()
+            self.monitor = None
 
     def filenos(self) -> list[int]:
         """What to watch for readability: the uevent monitor, and /dev/kmsg in exact mode."""
@@ -152,8 +201,9 @@ class LiveSource:
         except OSError as exc:
             if exc.errno != errno.ENOBUFS:
                 raise
-            # the kernel dropped events during a storm: re-read everything, lose nothing
-            self.stop()
+            # the kernel dropped events during a storm: re-read everything, lose nothing (the
+            # monitor only: exact mode's debug lines stay on, /dev/kmsg has its own sequence)
+            self._stop_monitor()
             self.start()
             with self.lock:
                 self._dirty = None
@@ -176,7 +226,7 @@ class LiveSource:
     def _mark(self, usb_name: str) -> None:
         with self.lock:
             if self._dirty is not None:
-                self._dirty.add(str((self.sysfs.sys / "bus" / "usb" / "devices" / usb_name).resolve()))
+                self._dirty.add(_real(self.sysfs.sys / "bus" / "usb" / "devices" / usb_name))
 
     def _owner_unbound(self, interface: str) -> None:
         """Exact mode: mainline logs no line for the owner's own media_device_delete()."""
@@ -249,14 +299,17 @@ class LiveSource:
         refcnts = {name: refcnt for name, refcnt, _ in modules}
         views: list[MediaDeviceView] = []
         seen: set[str] = set()
-        for media_path in self.sysfs.media_devices():
-            key = str(media_path)
+        for entry in self.sysfs.media_entries():
+            if entry.path is None:  # never cached: tried again on every snapshot
+                views.append(_unresolved(entry))
+                continue
+            key = str(entry.path)
             seen.add(key)
             cached = self._cache.get(key)
-            if cached is not None and dirty is not None and cached[1] not in dirty:
+            if cached is not None and dirty is not None and not _touched(cached[1], dirty):
                 views.append(cached[0])
                 continue
-            view, usb_path = self._device(media_path, by_path, refcnts)
+            view, usb_path = self._device(entry.name, entry.path, by_path, refcnts)
             self._cache[key] = (view, usb_path)
             views.append(view)
         for gone in set(self._cache) - seen:
@@ -273,6 +326,7 @@ class LiveSource:
             )
             for u in usb_devices
         )
+        views = _unique_keys(views)
         views.sort(key=lambda v: v.key)
         notes = (f"live system, {self.mode} allocator state", *self.notes)
         return SystemSnapshot(
@@ -286,68 +340,172 @@ class LiveSource:
         )
 
     def _device(
-        self, media_path: Path, by_path: dict[str, UsbDevice], refcnts: dict[str, int | None]
+        self, name: str, media_path: Path, by_path: dict[str, UsbDevice], refcnts: dict[str, int | None]
     ) -> tuple[MediaDeviceView, str]:
-        parent = media_path.parent
-        shared = uevent(parent).get("DEVTYPE") == "usb_device"
-        usb_path = parent if shared else parent.parent
-        usb = by_path.get(str(usb_path)) or self.sysfs.usb_device(usb_path)
-        devnode = self.sysfs.devnode(media_path)
-        model = read_attr(media_path / "model") or ""
-        info, topology, legacy, anomalies = DeviceInfo("", model, "", "", 0, 0, 0), EMPTY_TOPOLOGY, {}, ()
-        if devnode is None:
-            anomalies = ("unreadable: no DEVNAME in its uevent",)
-        else:
+        """One media device: sysfs for its parent, node and bound drivers, the ioctls for the
+        rest (when they can be made), and the allocator's view inferred from both."""
+        parent = self.sysfs.parent(media_path)
+        usb_path = _usb_path(parent)
+        usb = (by_path.get(str(usb_path)) or self.sysfs.usb_device(usb_path)) if usb_path is not None else None
+        model = self.sysfs.read(media_path / "model") or ""
+        devnode, unread = self._devnode(media_path)
+        info, topology, legacy, anomalies = NO_INFO._replace(model=model), EMPTY_TOPOLOGY, {}, ()
+        if unread is not None:
+            anomalies = (f"unreadable: {unread.reason}",)
+        elif devnode is not None:
             try:
                 result = read(devnode, self.ioctl, self._reads.get(devnode))
                 self._reads[devnode] = result
                 info, topology, legacy = result.info, result.topology, result.legacy
             except MediaReadError as exc:
-                anomalies = (f"{exc.state}: {exc.strerror}",)
-        devnames: dict[tuple[int, int], str] = {}
-        numbers = {(i.major, i.minor) for i in topology.interfaces}
-        numbers |= {(ma, mi) for _, ma, mi in legacy.values() if ma}
-        for number in numbers:
-            node = self.sysfs.char_node(*number)
-            if node:
-                devnames[number] = node
-        holders = ()
-        if usb is not None:
+                unread, anomalies = exc.unread(), (f"{exc.state}: {exc.strerror}",)
+                self._reads.pop(devnode, None)
+        devnames = self._devnames(topology, legacy)
+        shared = parent.is_usb_device
+        holders: tuple[HolderView, ...] = ()
+        if usb is not None and unread is None:
             holders = tuple(infer.holders(usb, topology, set(devnames.values()), shared, self.sysfs))
         owner = info.driver if shared and info.driver else None
-        refcount = len(holders) if shared else None
+        refcount = len(holders) if shared and unread is None else None
         inferred = infer.INFERRED
         tracked = self.tracker.devices.get(usb.name) if usb is not None and self.mode == "exact" else None
         if tracked is not None:
             refcount, owner, inferred = tracked.refcount, tracked.owner, infer.INFERRED - {"refcount", "owner"}
             anomalies = (*anomalies, *tracked.anomalies)
-        owner_refcnt = refcnts.get(owner) if owner else None
+        sharers = None if unread is not None else sum(1 for h in holders if h.module != owner) if owner else 0
         view = MediaDeviceView(
-            key=parent.name,
-            usb_device=usb.name if usb is not None else usb_path.name,
+            key=parent.name if parent.is_device else name,
+            usb_device=usb.name if usb is not None else (usb_path.name if usb_path is not None else None),
             devnode=devnode,
             info=info,
             shared=shared,
             refcount=refcount,
             owner=owner,
-            owner_refcnt=owner_refcnt,
-            owner_refs_from_sharers=sum(1 for h in holders if h.module != owner) if owner else 0,
+            owner_refcnt=refcnts.get(owner) if owner else None,
+            owner_refs_from_sharers=sharers,
             holders=holders,
             topology=topology,
             entity_legacy=tuple(legacy.get(e.id, (e.function, 0, 0)) for e in topology.entities),
             devnames=devnames,
             anomalies=anomalies,
             inferred=inferred,
+            parent=parent.label,
+            unread=unread,
+            bound=self._bound(parent, usb),
+            media=name,
         )
-        return view, str(usb_path)
+        return view, str(usb_path) if usb_path is not None else str(parent.path)
+
+    def _devnode(self, media_path: Path) -> tuple[str | None, Unread | None]:
+        """The /dev path from the uevent's DEVNAME, or why there is none to open."""
+        env = self.sysfs.uevent(media_path)
+        name = env.get("DEVNAME")
+        where = _show(media_path / "uevent", self.sysfs.sys)
+        if not name:
+            if self.sysfs.read(media_path / "uevent") is None:
+                return None, Unread("unreadable", f"cannot read {where}")
+            return None, Unread("unreadable", f"no DEVNAME in {where}")
+        if name.startswith("/") or ".." in name.split("/") or "\0" in name:
+            return None, Unread("unreadable", f"DEVNAME {name!r} in {where} is no /dev path")
+        return str(self.sysfs.dev / name), None
+
+    def _devnames(self, topology: Topology, legacy: dict[int, tuple[int, int, int]]) -> dict[tuple[int, int], str]:
+        """/dev paths of the graph's device nodes, through /sys/dev/char."""
+        numbers = {(i.major, i.minor) for i in topology.interfaces}
+        numbers |= {(ma, mi) for _, ma, mi in legacy.values() if ma}
+        out = {}
+        for number in numbers:
+            node = self.sysfs.char_node(*number)
+            if node:
+                out[number] = node
+        return out
+
+    def _bound(self, parent: Parent, usb: UsbDevice | None) -> tuple[BoundDriver, ...]:
+        """The drivers sysfs shows bound to the key device: its USB device's interfaces, or
+        the (non-USB) parent itself."""
+        if usb is not None:
+            return tuple(
+                BoundDriver(i.driver, self.sysfs.driver_module(i.driver), i.name) for i in usb.interfaces if i.driver
+            )
+        if parent.driver and parent.bus:
+            return (BoundDriver(parent.driver, self.sysfs.driver_module(parent.driver, parent.bus), parent.name),)
+        return ()
+
+
+def _usb_path(parent: Parent) -> Path | None:
+    """The USB device a media device belongs to: its parent (shared through the allocator),
+    the parent's parent (a USB interface's driver's own), or none (PCI, platform...)."""
+    if parent.is_usb_device:
+        return parent.path
+    if parent.is_usb_interface:
+        return parent.path.parent
+    return None
+
+
+def _unresolved(entry: MediaEntry) -> MediaDeviceView:
+    """A media device whose directory cannot be resolved: listed, with why, and no facts."""
+    reason = entry.error or f"cannot resolve /sys/bus/media/devices/{entry.name}"
+    return MediaDeviceView(
+        key=entry.name,
+        usb_device=None,
+        devnode=None,
+        info=NO_INFO,
+        shared=False,
+        refcount=None,
+        owner=None,
+        owner_refcnt=None,
+        owner_refs_from_sharers=None,
+        holders=(),
+        topology=EMPTY_TOPOLOGY,
+        entity_legacy=(),
+        devnames={},
+        anomalies=(f"unreadable: {reason}",),
+        inferred=infer.INFERRED,
+        unread=Unread("unreadable", reason, entry.errname),
+        media=entry.name,
+    )
+
+
+def _unique_keys(views: list[MediaDeviceView]) -> list[MediaDeviceView]:
+    """Two media devices on one parent (or a lying tree) get distinct keys: the key is what
+    the views select and diff by."""
+    seen: set[str] = set()
+    out = []
+    for v in views:
+        if v.key in seen:
+            v = dataclasses.replace(v, key=f"{v.key} ({v.media or v.devnode or len(out)})")
+        seen.add(v.key)
+        out.append(v)
+    return out
+
+
+def _touched(device: str, dirty: set[str]) -> bool:
+    """Whether an event touched the device a media device is read from (its USB device, or
+    its other parent), or anything below it."""
+    return device in dirty or any(d.startswith(device + "/") for d in dirty)
+
+
+def _real(path: Path) -> str:
+    """The real path where it resolves, else the path itself (a loop, or gone)."""
+    try:
+        return os.path.realpath(path)
+    except (OSError, ValueError):
+        return str(path)
 
 
 def _usb_device_path(sys_root: Path, devpath: str) -> str:
-    """The USB device a DEVPATH lies under (/devices/pci../usbN/1-1/...), as a real path."""
+    """The USB device a DEVPATH lies under, as a real path: the last of the chain of USB
+    device names (``1-1``, ``1-1.2`` behind a hub) before the first that is none (an
+    interface ``1-1.2:1.0``, a class device).  Any other DEVPATH is itself."""
     parts = devpath.strip("/").split("/")
+    end = None
     for n, part in enumerate(parts):
-        if part.startswith("usb") and n + 1 < len(parts):
-            return str(sys_root.joinpath(*parts[: n + 2]).resolve())
+        if USB_DEVICE_NAME.match(part):
+            end = n + 1
+        elif end is not None:
+            break
+    if end is not None:
+        return _real(sys_root.joinpath(*parts[:end]))
     return str(sys_root / devpath.lstrip("/"))
 
 

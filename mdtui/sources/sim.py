@@ -49,6 +49,10 @@ class SimSource:
     def history(self) -> list[Event]:
         return list(self.kernel.events.history)
 
+    def now(self) -> float:
+        """The simulated kernel's clock: the one its events carry."""
+        return self.kernel.events.now()
+
     # -- actions -----------------------------------------------------------------------
 
     def run(self, step: Step) -> None:

@@ -66,6 +66,11 @@ class DeviceList(CompactTable[Text]):
         """Every cell a Text: plain strings would be parsed as markup on every render."""
         mark = Text("⇄", style="bold cyan") if dev.shared else Text(" ")
         node = Text(dev.name, style="" if dev.registered else "italic yellow")
+        if dev.unread is not None:  # the ioctls failed: say so, invent nothing (the detail says why)
+            unknown = "?" if dev.refcount is None else str(dev.refcount)
+            state = Text(f"unknown: {dev.unread.state}", style="yellow")
+            model, driver = Text(dev.info.model or "?"), Text(dev.info.driver or "?")
+            return mark, node, model, driver, Text(unknown), Text("?"), state
         ref = Text("-" if dev.refcount is None else str(dev.refcount))
         holders = Text(", ".join(sorted({h.driver for h in dev.holders})) or "none")
         state = Text(dev.state, style=STATE_STYLE.get(dev.state, ""))

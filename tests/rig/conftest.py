@@ -8,11 +8,23 @@ import os
 import socket
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 
 if "MDTUI_RIG_CONTROL" not in os.environ:
     pytest.exit("tests/rig runs inside the rig: .venv/bin/mdtui rig -- .venv/bin/python -m pytest tests/rig", 4)
+
+
+#: cases run by the hostile-client suite (tests/rig/test_hostile.py), by kind: printed at the
+#: end of the run, so the figure can be recorded
+CASES: Counter[str] = Counter()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if CASES:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(CASES.items()))
+        terminalreporter.write_line(f"hostile-client cases run: {sum(CASES.values())} ({kinds})")
 
 
 def control(line: str) -> str:

@@ -1,0 +1,108 @@
+"""The TUI in a real pseudo-terminal: it ends with its terminal, on SIGHUP and SIGTERM,
+and a crash exits non-zero saying where the traceback went."""
+
+from __future__ import annotations
+
+import os
+import pty
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mdtui.terminal import EXIT_HANGUP, EXIT_TERMINATED
+
+#: a crash injected into the child: the help key raises
+CRASHING = (
+    "import sys; from mdtui import cli; from mdtui.app import MdtuiApp\n"
+    "def broken(self): raise RuntimeError('injected by the test')\n"
+    "MdtuiApp.action_help = broken\n"
+    "sys.exit(cli.main(['--source', 'sim']))\n"
+)
+
+
+class Terminal:
+    """A child on the slave side of a pty, its output collected from the master."""
+
+    def __init__(
+        self, tmp_path: Path, code: str = "import sys; from mdtui import cli; sys.exit(cli.main(['--source', 'sim']))"
+    ) -> None:
+        self.master, slave = pty.openpty()
+        os.set_blocking(self.master, True)
+        env = dict(os.environ, TERM="xterm-256color", COLUMNS="100", LINES="30", XDG_STATE_HOME=str(tmp_path))
+        # a new session without a controlling terminal: the kernel sends it no SIGHUP, so
+        # a hangup can only be seen on the terminal itself
+        self.child = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
+        )
+        os.close(slave)
+        self.output = bytearray()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = os.read(self.master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            self.output += data
+
+    def wait_for(self, text: bytes, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output:
+            assert time.monotonic() < deadline, f"{text!r} never shown: {bytes(self.output[-400:])!r}"
+            assert self.child.poll() is None, f"exited {self.child.returncode}: {bytes(self.output[-2000:])!r}"
+            time.sleep(0.05)
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
+    def hang_up(self) -> None:
+        os.close(self.master)
+
+    def finish(self, timeout: float = 5) -> int:
+        try:
+            return self.child.wait(timeout)
+        finally:
+            if self.child.poll() is None:
+                self.child.kill()
+                self.child.wait()
+
+
+def test_the_tui_ends_when_its_terminal_goes_away(tmp_path: Path) -> None:
+    term = Terminal(tmp_path)
+    term.wait_for(b"HVR-950Q")
+    started = time.monotonic()
+    term.hang_up()
+    assert term.finish() == EXIT_HANGUP
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGHUP, EXIT_HANGUP), (signal.SIGTERM, EXIT_TERMINATED)])
+def test_sighup_and_sigterm_end_the_tui(tmp_path: Path, signum: int, status: int) -> None:
+    term = Terminal(tmp_path)
+    term.wait_for(b"HVR-950Q")
+    term.child.send_signal(signum)
+    assert term.finish() == status
+    term.hang_up()
+
+
+def test_a_crash_exits_1_and_says_where_the_traceback_is(tmp_path: Path) -> None:
+    term = Terminal(tmp_path, CRASHING)
+    term.wait_for(b"HVR-950Q")
+    term.type(b"?")
+    assert term.finish() == 1
+    time.sleep(0.2)  # the last output still on its way through the pty
+    [report] = (tmp_path / "mdtui").glob("crash-*.txt")
+    assert "RuntimeError: injected by the test" in report.read_text()
+    assert f"mdtui: crashed; the traceback is above and in {report}".encode() in bytes(term.output).replace(
+        b"\r\n", b""
+    )
+    term.hang_up()
