@@ -23,12 +23,15 @@ STEPS = [
 
 def describe(k: Kernel) -> str:
     rows = []
-    for inst in k.allocator.instances():
-        holders = ", ".join(f"{h.driver} {h.interface} ({h.reason})" for h in k.holders(inst.mdev))
-        owner = inst.owner or "built-in"
-        refcnt = k.modules[inst.owner].refcnt if inst.owner in k.modules else "-"
-        node = inst.mdev.devnode_name or "not registered"
-        rows.append(f"  {node}: refcount {inst.refcount.refcount}, owner {owner} (refcnt {refcnt}), holders: {holders}")
+    holders = k.view.holders()
+    for dev in k.view.media_devices():
+        if not dev.shared:
+            continue
+        held = ", ".join(f"{h.driver} {h.interface} ({h.reason})" for m, h in holders if m is dev.mdev)
+        refcnt = "-" if dev.owner_refcnt is None else dev.owner_refcnt
+        node = dev.mdev.devnode_name or "not registered"
+        owner = dev.owner or "built-in"
+        rows.append(f"  {node}: refcount {dev.refcount}, owner {owner} (refcnt {refcnt}), holders: {held}")
     return "\n".join(rows) or "  no shared media device"
 
 

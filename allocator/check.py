@@ -46,7 +46,7 @@ class Violation(NamedTuple):
 
 def check(k: Kernel) -> list[Violation]:
     out: list[Violation] = [Violation("warn", a.device, a.text) for a in k.anomalies]
-    holders = k.all_holders()
+    holders = k.view.holders()
     instances = k.allocator.instances()
     for inst in instances:
         name = label(inst.mdev)
@@ -73,8 +73,8 @@ def check(k: Kernel) -> list[Violation]:
             out.append(Violation("orphan", name, "registered media device whose instance is released"))
         elif not any(m is mdev for m, _ in holders):
             out.append(Violation("orphan", name, "registered media device that nobody holds"))
-    for mdev in k.media_devices():
-        out += _graph(mdev)
+    for state in k.view.media_devices():
+        out += _graph(state.mdev)
     return out
 
 

@@ -76,6 +76,29 @@ class Device:
         return f"<Device {self.devpath}>"
 
 
+def dev_str(dev: Device) -> str:
+    """What ``dev_printk()`` prefixes a line with: ``dev_driver_string()`` (the bound driver,
+    else the bus or class) and ``dev_name()``: ``usb 1-1``, ``au0828 1-1:1.0``, ``media media0``."""
+    return f"{dev.driver or dev.subsystem} {dev.name}"
+
+
+def dev_uevent(dev: Device, driver: bool = True) -> dict[str, str]:
+    """``dev_uevent()``: what every uevent of ``dev`` carries besides ACTION, DEVPATH,
+    SUBSYSTEM and SEQNUM, and all its ``uevent`` file shows: MAJOR, MINOR, DEVNAME, DEVTYPE,
+    DRIVER (left out of an ``unbind``: ``driver=False``), then the bus's or class's own."""
+    env = {}
+    if dev.devt is not None:
+        env["MAJOR"], env["MINOR"] = str(dev.devt[0]), str(dev.devt[1])
+    if dev.devname:
+        env["DEVNAME"] = dev.devname
+    if dev.devtype:
+        env["DEVTYPE"] = dev.devtype
+    if driver and dev.driver:
+        env["DRIVER"] = dev.driver
+    env.update(dev.uevent_env)
+    return env
+
+
 class DeviceCore:
     """The set of registered devices and the uevent broadcaster (lib/kobject_uevent.c)."""
 
@@ -88,15 +111,7 @@ class DeviceCore:
 
     def uevent(self, dev: Device, action: str) -> None:
         env = {"ACTION": action, "DEVPATH": dev.devpath, "SUBSYSTEM": dev.subsystem}
-        if dev.devtype:
-            env["DEVTYPE"] = dev.devtype
-        if dev.devt is not None:
-            env["MAJOR"], env["MINOR"] = str(dev.devt[0]), str(dev.devt[1])
-        if dev.devname:
-            env["DEVNAME"] = dev.devname
-        if dev.driver and action != "unbind":
-            env["DRIVER"] = dev.driver
-        env.update(dev.uevent_env)
+        env.update(dev_uevent(dev, driver=action != "unbind"))
         env["SEQNUM"] = str(next(self._seqnum))
         self._events.emit(UEVENT, dev.name, f"{action} {dev.devpath}", env)
 

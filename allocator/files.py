@@ -103,9 +103,13 @@ class FileTable:
         for m in file.pins:
             module_put(m)
 
-    def ioctl(self, fd: int, request: str) -> Any:
+    def lookup(self, fd: int) -> File | None:
+        """The open file behind ``fd`` (``fdget()``), None when nothing is open there."""
         with self._lock:
-            file = self.files.get(fd)
+            return self.files.get(fd)
+
+    def ioctl(self, fd: int, request: str) -> Any:
+        file = self.lookup(fd)
         if file is None:
             raise KernelError(errno.EBADF, f"ioctl {fd}: {os.strerror(errno.EBADF)}")
         if file.fops.ioctl is None:

@@ -6,7 +6,7 @@
     k.unbind("au0828", "1-1:1.0"); k.bind("au0828", "1-1:1.0")
     fd = k.open("/dev/video0"); k.close(fd)
     k.rmmod("au0828")                   # KernelError(EBUSY) while in use
-    k.allocator.instances()             # .refcount, .owner, .mdev
+    k.view.media_devices()              # .refcount, .owner, .owner_refcnt, .mdev
     k.subscribe(print)                  # every later event, in order
     k.check()                           # every invariant violation
 
@@ -23,18 +23,17 @@ from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from .check import Violation, check
 from .device import DeviceCore, MinorAllocator
-from .drivers import Holder
 from .errors import KernelError
 from .events import ERROR, Event, EventBus, Printk
 from .faults import FaultInjector
 from .files import FileTable
 from .loader import ModuleLoader
-from .mc.device import MediaDevice
 from .mc.devnode import MediaBus
 from .mc.uapi import version_code
-from .mc_dev_allocator import MediaDeviceAllocator
+from .mc_dev_allocator import allocator_class
 from .module import Module
 from .usbcore import UsbCore
+from .view import KernelView
 
 RELEASE = (6, 12, 0)
 #: CONFIG_DVB_MAX_ADAPTERS of the simulated kernel (Kconfig's default is 16; 64 here so that a
@@ -71,13 +70,14 @@ class Kernel:
         self.usb = UsbCore(self.devices, self.printk)
         self.loader = ModuleLoader(self, self.events, tuple(builtin), self.release)
         self.media_bus = MediaBus(self.devices, self.printk, self.files, self.module, version_code(*RELEASE))
-        self.allocator = MediaDeviceAllocator(self.media_bus, self.printk, self.faults, self.warn, variant, lookup)
+        self.allocator = allocator_class(variant)(self.media_bus, self.printk, self.faults, self.warn, lookup)
         self.video_minors = MinorAllocator(256)
         self.video_numbers = {"video": MinorAllocator(256), "vbi": MinorAllocator(256)}
         self.dvb_minors = MinorAllocator(512)
         self.dvb_adapters = MinorAllocator(DVB_MAX_ADAPTERS)
         self.snd_cards = MinorAllocator(32)
         self.i2c_buses = MinorAllocator(256)
+        self.view = KernelView(self)
         self.loader.boot()
 
     # -- state -------------------------------------------------------------------------
@@ -103,19 +103,6 @@ class Kernel:
         """A kernel WARN: logged, and kept as an anomaly for ``check()``."""
         event = self.events.emit("trace", device, f"WARNING: {text}", level="warn")
         self.anomalies.append(Anomaly(event.seq, device, text))
-
-    def media_devices(self) -> list[MediaDevice]:
-        """Every media device that exists: allocator instances (registered or not) and the
-        registered devices drivers own themselves (uvcvideo)."""
-        out: list[MediaDevice] = [inst.mdev for inst in self.allocator.instances()]
-        out += [m for m in list(self.media_bus.live.values()) if not any(m is o for o in out)]
-        return out
-
-    def all_holders(self) -> list[tuple[MediaDevice, Holder]]:
-        return [pair for drv in list(self.loader.drivers.values()) for pair in drv.holders()]
-
-    def holders(self, mdev: MediaDevice) -> list[Holder]:
-        return [h for m, h in self.all_holders() if m is mdev]
 
     def check(self) -> list[Violation]:
         return check(self)

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .catalog import CATALOG
-from .device import Device, DeviceCore
+from .device import Device, DeviceCore, dev_str
 from .errors import KernelError, sysfs_write_error
 from .events import Printk
 from .module import Module
@@ -33,11 +33,6 @@ if TYPE_CHECKING:
     from .drivers import Holder
     from .kernel import Kernel
     from .mc.device import MediaDevice
-
-
-def dev_str(dev: Device) -> str:
-    """The ``dev_printk`` prefix: bound driver (or bus) name and device name."""
-    return f"{dev.driver or dev.subsystem} {dev.name}"
 
 
 class UsbDriver:
@@ -119,7 +114,7 @@ class UsbCore:
             udev = UsbDevice(bus, portnum, bus.alloc_devnum(), desc, catalog_name)
             bus.ports[portnum] = udev
         with udev.lock:
-            self._log.dev_info(f"usb {udev.name}", f"new high-speed USB device number {udev.devnum} using xhci_hcd")
+            self._log.dev_info(dev_str(udev), f"new high-speed USB device number {udev.devnum} using xhci_hcd")
             self._core.device_add(udev)
             udev.driver = "usb"
             self._core.uevent(udev, "bind")
@@ -156,7 +151,7 @@ class UsbCore:
         with udev.lock:
             if not udev.registered:
                 raise KernelError(errno.ENODEV, f"unplug: no USB device {name}", name)
-            self._log.dev_info(f"usb {name}", f"USB disconnect, device number {udev.devnum}")
+            self._log.dev_info(dev_str(udev), f"USB disconnect, device number {udev.devnum}")
             for intf in udev.interfaces:
                 if intf.driver:
                     self._release(intf)

@@ -39,7 +39,8 @@ def pairs_per_second(threads: int, seconds: float) -> tuple[float, int]:
         counted[0] += 1
 
     k.subscribe(count)
-    udev = k.usb.find_device(k.plug("hvr950q"))
+    name = k.plug("hvr950q")
+    udev = next(u for u in k.view.usb_devices() if u.name == name)
     k.unbind("snd-usb-audio", "1-1:1.1")  # au0828 alone holds it; our pairs share it
     owner = k.module("snd_usb_audio")
     alloc, delete = k.allocator.media_device_usb_allocate, k.allocator.media_device_delete
@@ -77,10 +78,10 @@ def plug_cycles_per_second(cycles: int) -> tuple[float, int]:
     t0 = time.perf_counter()
     for _ in range(cycles):
         name = k.plug("hvr950q")
-        entities = len(k.allocator.instances()[0].mdev.entities)
+        entities = len(k.view.media_devices()[0].mdev.entities)
         k.unplug(name)
     rate = cycles / (time.perf_counter() - t0)
-    assert k.check() == [] and k.allocator.instances() == []
+    assert k.check() == [] and k.view.media_devices() == []
     return rate, entities
 
 

@@ -1,40 +1,35 @@
 """The Textual app: devices, the allocator's view, the graph, the event log, and actions.
 
-Data flows one way.  The source's event callback (any thread) only queues the event and
-schedules a drain on the event loop; the drain appends to the log and asks for a snapshot
-(bursts coalesce: one build at a time, one more if anything arrived meanwhile), built on the
-loop when the source says that is cheap (the simulated kernel) and by a thread worker when it
-means I/O; the finished snapshot is handed to the widgets, and only the visible tab redraws.  Actions run in thread
-workers and report refusals as notifications with the kernel's wording.
+Data flows one way: the source's events go through the pipeline (mdtui/pipeline.py), which
+posts ``Updated`` when a snapshot is ready; its handler takes the update, logs its events and
+changes, and hands the snapshot to the widgets (only the visible tab redraws).  The actions
+are declared in mdtui/commands.py; a lifecycle step runs in a thread worker and a refusal
+comes back as a notification in the kernel's wording.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
-import sys
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
 
-from allocator import Event, KernelError
+from allocator import KernelError
 
-from . import actions, crash, terminal, textual_fixes
-from .changes import cause_of, diff
-from .commands import ActionCommands
+from . import crash, terminal, textual_fixes, tuning
+from .commands import COMMANDS as REGISTRY  # not App.COMMANDS, the palette's providers
+from .commands import Choice, Step
 from .model import MediaDeviceView, SystemSnapshot
-from .render import dot
-from .screens.choice import ChoiceScreen, ConfirmScreen
-from .screens.help import HelpScreen
-from .script import Step
+from .palette import ActionCommands
+from .pipeline import Pipeline, Update
+from .script import ScriptError, parse
 from .sources import Source
 from .widgets.detail import Detail
 from .widgets.device_list import DeviceList
@@ -47,16 +42,17 @@ textual_fixes.apply()
 #: seconds without updates after which a full garbage collection runs (once, not periodically)
 IDLE_GC_AFTER = 2.0
 
-TITLES = {
-    "unbind": "Unbind which driver?",
-    "bind": "Bind which driver, to which interface?",
-    "plug": "Plug which device?",
-    "unplug": "Unplug which USB device?",
-    "modprobe": "Load which module?",
-    "rmmod": "Unload which module?",
-    "open": "Open which node?",
-    "close": "Close which file?",
-}
+class Updated(Message):
+    """The pipeline has an update ready.  Notifications that pile up coalesce into one; the
+    handler takes every ready update merged, and leaves it here for whoever observes the
+    message (tests and benches, through ``message_signal``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.update: Update | None = None
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, Updated)
 
 
 class MdtuiApp(App[None]):
@@ -64,24 +60,8 @@ class MdtuiApp(App[None]):
     CSS_PATH = Path(__file__).with_name("app.tcss")
     COMMANDS = App.COMMANDS | {ActionCommands}
     BINDINGS = [
-        Binding("q", "quit", "Quit"),
-        Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("slash", "filter", "Filter", key_display="/"),
-        Binding("u", "choose('unbind')", "Unbind"),
-        Binding("b", "choose('bind')", "Bind"),
-        Binding("p", "choose('plug')", "Plug"),
-        Binding("x", "choose('unplug')", "Unplug"),
-        Binding("m", "choose('modprobe')", "Modprobe"),
-        Binding("r", "choose('rmmod')", "Rmmod"),
-        Binding("o", "choose('open')", "Open"),
-        Binding("c", "choose('close')", "Close"),
-        Binding("e", "toggle_folds", "Unfold"),
-        Binding("d", "export_dot", "DOT"),
-        Binding("s", "screenshot", "SVG"),
-        Binding("1", "tab('tab-allocator')", "Allocator", show=False),
-        Binding("2", "tab('tab-graph')", "Graph", show=False),
-        Binding("3", "tab('tab-drawing')", "Drawing", show=False),
-        Binding("4", "tab('tab-interfaces')", "Interfaces", show=False),
+        Binding(c.key, c.binding_action, c.label, show=c.show, key_display=c.key_display, id=c.name)
+        for c in REGISTRY.values()
     ]
 
     def __init__(self, source: Source, *, export_dir: Path | None = None) -> None:
@@ -90,15 +70,8 @@ class MdtuiApp(App[None]):
         self.export_dir = export_dir or Path.cwd()
         self.snapshot: SystemSnapshot = source.snapshot()
         self.selected_key: str | None = None
-        self._lock = threading.Lock()
-        self._pending: list[Event] = []
-        self._drain_scheduled = False
-        self._batch: list[Event] = []
-        self._building = False
-        self._dirty = False
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.pipeline: Pipeline | None = None  # made on mount: it calls back on the event loop
         self._idle_gc: Timer | None = None
-        self._reader: ThreadPoolExecutor | None = None
         self._watched: list[int] = []
         self._unwatch_terminal: Callable[[], None] | None = None
         #: where the traceback of a crash was saved (see ``mdtui.crash``)
@@ -126,37 +99,26 @@ class MdtuiApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
         if not self.is_headless:  # a real terminal: end with it (mdtui/terminal.py)
-            self._unwatch_terminal = terminal.watch(self._loop, self._quit_with)
+            self._unwatch_terminal = terminal.watch(loop, self._quit_with)
         self.query_one("#devices").border_title = "Media devices" + (" · SIMULATED" if self.source.simulated else "")
         self.query_one("#modules").border_title = "Modules"
         self.query_one("#log").border_title = "Events"
         self.query_one("#filter", Input).cursor_blink = False
         self.query_one(EventLog).add_events(self.source.history())
-        self._unsubscribe = self.source.subscribe(self._on_event)
-        for fd in self._start_monitor():  # the live source's monitors: read when readable, never polled
-            self._loop.add_reader(fd, self.source.handle_readable)  # type: ignore[attr-defined]
+        self.pipeline = Pipeline(self.source, loop.call_soon_threadsafe, self._post_updated, last=self.snapshot)
+        self.source.start()
+        self._watched = self.source.filenos()
+        for fd in self._watched:  # the live source's monitors: read when readable, never polled
+            loop.add_reader(fd, self.source.handle_readable)
         if self._watched:
-            self.snapshot = self.source.snapshot()  # with what starting the monitors noted
+            self.pipeline.refresh()  # with what starting the monitors noted
         self._apply(self.snapshot)
         self.query_one(DeviceList).focus()
-        # What exists now (a simulated kernel's graphs: ~3,400 objects per HVR-950Q, all
-        # in reference cycles) lives as long as the app, and full collections walking the
-        # heap paused the UI for ~150-250 ms in the middle of event bursts.  Park the
-        # start-up heap out of the collector's way, let full collections happen when the app
-        # has gone quiet (_collect_when_idle), and keep the automatic ones as a backstop.
-        gc.freeze()
-        gc.set_threshold(700, 10, 1000)
 
-    def _start_monitor(self) -> list[int]:
-        start = getattr(self.source, "start", None)
-        self._watched = []
-        if start is None:
-            return []
-        start()
-        self._watched = self.source.filenos()  # type: ignore[attr-defined]
-        return self._watched
+    def _post_updated(self) -> None:
+        self.post_message(Updated())
 
     def _quit_with(self, status: int) -> None:
         self.exit(return_code=status)
@@ -170,106 +132,37 @@ class MdtuiApp(App[None]):
     def on_unmount(self) -> None:
         if self._unwatch_terminal is not None:
             self._unwatch_terminal()
-        self._unsubscribe()
-        if getattr(self, "_watched", None) and self._loop is not None:
-            for fd in self._watched:
-                self._loop.remove_reader(fd)
-            self.source.stop()  # type: ignore[attr-defined]
-        with self._lock:
-            self._loop = None  # late events and snapshots are dropped from here on
-        if self._reader is not None:
-            self._reader.shutdown(wait=False)
+        if self.pipeline is not None:
+            self.pipeline.close()  # late events and snapshots are dropped from here on
+        loop = asyncio.get_running_loop()
+        for fd in self._watched:
+            loop.remove_reader(fd)
+        self.source.stop()
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < 100, "narrow")
 
-    # -- events in, snapshots out ------------------------------------------------------
+    # -- snapshots in --------------------------------------------------------------------
 
-    def _on_event(self, event: Event) -> None:
-        """Called by the source on whatever thread changed the kernel: queue and return."""
-        with self._lock:
-            self._pending.append(event)
-            if self._drain_scheduled or self._loop is None:
-                return
-            self._drain_scheduled = True
-        self._loop.call_soon_threadsafe(self._drain)
-
-    def _drain(self) -> None:
-        if self._take_pending():
-            self._request_snapshot()
-
-    def _take_pending(self) -> bool:
-        """Move queued events into the current batch; False once unmounted.  They are logged
-        with the snapshot that includes them: one log write per frame (each write re-lays out
-        the screen; two per frame cost p99 ~8 ms in bench/tui_bench.py)."""
-        with self._lock:
-            events, self._pending = self._pending, []
-            self._drain_scheduled = False
-            if self._loop is None:
-                return False
-        self._batch.extend(events)
-        return True
-
-    def _request_snapshot(self) -> None:
-        if self._building:
-            self._dirty = True
+    @on(Updated)
+    def _updated(self, message: Updated) -> None:
+        update = message.update = self.pipeline.take() if self.pipeline is not None else None
+        if update is None:
             return
-        self._building = True
-        if self.source.snapshot_on_loop or self._loop is None:
-            self._built(self.source.snapshot())
-            return
-        # reading devices is I/O: one long-lived thread does it (a worker per build cost
-        # ~6 ms of thread start-up on every event)
-        if self._reader is None:
-            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdtui-snapshot")
-            # CPython lets a thread that wants the GIL wait a 5 ms switch interval; the
-            # reader paid it several times per event (bench/RESULTS.md: p99 46 -> 2x ms)
-            sys.setswitchinterval(0.001)
-        future = self._loop.run_in_executor(self._reader, self.source.snapshot)
-        future.add_done_callback(self._snapshot_done)
-
-    def _snapshot_done(self, future: asyncio.Future[SystemSnapshot]) -> None:
-        error = future.exception()
-        if error is not None:
-            self._building = False
-            self.notify(str(error), title="Could not read the system", severity="error")
-            return
-        self._built(future.result())
-
-    def _built(self, snap: SystemSnapshot) -> None:
-        if not self._take_pending():
-            return
-        # the changes this snapshot shows are explained by exactly the events it includes,
-        # however the threads interleaved their delivery
-        batch = [e for e in self._batch if e.seq <= snap.seq]
-        self._batch = [e for e in self._batch if e.seq > snap.seq]
-        self._dirty = self._dirty or bool(self._batch)
-        changes = diff(self.snapshot, snap, cause_of(batch, self.snapshot))
-        when = batch[-1].time if batch else 0.0
-        self.query_one(EventLog).add_events(batch, changes, when)
-        self.snapshot = snap
-        self._apply(snap)
-        self._building = False
+        for error in update.errors:
+            self.notify(error, title="Could not read the system", severity="error")
+        self.query_one(EventLog).add_events(update.events, update.changes, update.when)
+        self.snapshot = update.snapshot
+        self._apply(update.snapshot)
         if self._idle_gc is not None:
             self._idle_gc.stop()
-        self._idle_gc = self.set_timer(IDLE_GC_AFTER, self._collect_when_idle, name="idle gc")
-        if self._dirty:
-            self._dirty = False
-            self._request_snapshot()
+        self._idle_gc = self.set_timer(IDLE_GC_AFTER, tuning.collect_when_idle, name="idle gc")
 
     def _apply(self, snap: SystemSnapshot) -> None:
         self.sub_title = " · ".join(snap.notes)  # the source says what it is reading, and how
         self.query_one(DeviceList).show(snap)
         self.query_one(ModuleList).show(snap)
         self._show_selected()
-
-    @staticmethod
-    def _collect_when_idle() -> None:
-        """A full collection while nothing happens (it reclaims, e.g., the reference cycles of
-        an unplugged stick's graph), then park the survivors out of the collector's way."""
-        gc.unfreeze()
-        gc.collect()
-        gc.freeze()
 
     @on(DeviceList.Selected)
     def _selected(self, message: DeviceList.Selected) -> None:
@@ -303,52 +196,47 @@ class MdtuiApp(App[None]):
                 return dev
         return snap.media_devices[0] if snap.media_devices else None
 
-    async def settle(self) -> None:
-        """Wait until every action, drain and snapshot build has finished (for tests)."""
-        for _ in range(400):
-            await self.workers.wait_for_complete()
-            await asyncio.sleep(0.005)
-            with self._lock:
-                busy = self._pending or self._drain_scheduled
-            if not busy and not self._building and not self._batch:
-                return
+    @property
+    def simulated(self) -> bool:
+        return self.source.simulated
 
     # -- actions -----------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "choose" and parameters and parameters[0] in actions.SIM_ONLY:
-            return self.source.simulated
-        # --read-only: no bind/unbind either
-        return not (action == "choose" and parameters and self.source.read_only)
+        if action != "choose" or not parameters:
+            return True
+        command = REGISTRY[str(parameters[0])]
+        if command.sim_only and not self.source.simulated:
+            return False
+        return not self.source.read_only  # --read-only: no bind/unbind either
 
-    def _choices(self, command: str) -> list[actions.Choice]:
-        snap, dev = self.snapshot, self.selected_device
-        pick = {
-            "unbind": lambda: actions.unbind(snap, dev),
-            "bind": lambda: actions.bind(snap, dev),
-            "plug": lambda: actions.plug(snap),
-            "unplug": lambda: actions.unplug(snap, dev),
-            "modprobe": lambda: actions.modprobe(snap),
-            "rmmod": lambda: actions.rmmod(snap),
-            "open": lambda: actions.open_node(snap, dev),
-            "close": lambda: actions.close_file(snap),
-        }
-        return pick[command]()
-
-    def action_choose(self, command: str) -> None:
-        choices = self._choices(command)
+    def action_choose(self, name: str) -> None:
+        command = REGISTRY[name]
+        choices = command.offers(self.snapshot, self.selected_device)
         if not choices:
-            self.notify(f"Nothing to {command} here.", severity="warning")
+            self.notify(f"Nothing to {name} here.", severity="warning")
             return
-        self.push_screen(ChoiceScreen(TITLES[command], choices), self._chosen)
+        from .screens.choice import ChoiceScreen  # imports only what the first frame needs
 
-    def _chosen(self, choice: actions.Choice | None) -> None:
+        self.push_screen(ChoiceScreen(command.title, choices), self._chosen)
+
+    def _chosen(self, choice: Choice | None) -> None:
         if choice is not None:
             self.perform(choice.step)
 
+    def action_perform(self, line: str) -> None:
+        """A lifecycle line, as a script has it (the command palette's steps)."""
+        try:
+            [step] = parse(line, "palette")
+        except (ScriptError, ValueError) as exc:
+            self.notify(str(exc), title="Not a lifecycle step", severity="error")
+            return
+        self.perform(step)
+
     def perform(self, step: Step) -> None:
-        """Run a step, asking first when it is destructive on a live system."""
-        if not self.source.simulated and step.command in actions.DESTRUCTIVE:
+        """Take a step, asking first when it is destructive on a live system."""
+        if not self.source.simulated and REGISTRY[step.command].destructive:
+            from .screens.choice import ConfirmScreen
 
             def confirmed(yes: bool | None) -> None:
                 if yes:
@@ -360,19 +248,22 @@ class MdtuiApp(App[None]):
 
     def _perform(self, step: Step) -> None:
         try:
-            self.source.run(step)
+            self.source.perform(step)
         except KernelError as exc:
             self.call_from_thread(
                 self.notify, str(exc.strerror), title=f"{step}: {exc.errno_name}", severity="error", timeout=10
             )
-        # some changes send no event (an open pins modules silently): read the state again
-        if self._loop is not None:
-            self.call_from_thread(self._request_snapshot)
+        # some changes send no event (an open pins modules silently): read the state again,
+        # with the step as the cause when no event names one
+        if self.pipeline is not None:
+            self.pipeline.refresh(str(step))
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
 
     def action_help(self) -> None:
+        from .screens.help import HelpScreen  # Markdown: ~30 ms of imports the first frame does without
+
         self.push_screen(HelpScreen())
 
     def action_filter(self) -> None:
@@ -405,6 +296,8 @@ class MdtuiApp(App[None]):
         if dev is None or not dev.registered:
             self.notify("Select a registered media device first.", severity="warning")
             return
+        from .render import dot
+
         path = self.export_dir / f"mdtui-{dev.name}.dot"
         try:
             path.write_text(dot.print_dot(dev, interfaces=True))

@@ -13,12 +13,10 @@ from typing import IO
 
 from allocator.mc_dev_allocator import VARIANTS
 
-from . import __version__
-from .live.monitor import UdevMonitor
-from .live.sysfs import Sysfs
-from .script import ScriptError, Step, load
-from .sources import Source
-from .sources.live import LiveSource
+from . import __version__, tuning
+from .commands import LIFECYCLE, Step
+from .script import ScriptError, load
+from .sources import Refusal, Source, perform_all
 from .sources.sim import build
 
 EPILOG = """\
@@ -27,9 +25,8 @@ loaded, a Hauppauge HVR-950Q and a UVC webcam plugged; with --script, an empty m
 script builds); 'live' reads this machine (sysfs, /dev/media*, udev events; bind/unbind write
 to sysfs, which needs root); 'auto' picks live when /sys/bus/media has devices.
 
-script lines: modprobe M | rmmod M | plug CATALOG-NAME [PORT] | unplug DEV | bind DRIVER INTF |
-unbind DRIVER INTF | open NODE | close NODE | # comment
-"""
+script lines: {lines} | # comment
+""".format(lines=" | ".join(f"{c.name} {c.usage}" for c in LIFECYCLE))
 
 
 RIG_HELP = """\
@@ -47,10 +44,6 @@ examples:
 
 needs Debian's umockdev, gir1.2-umockdev-1.0, python3-gi and a C compiler.
 """
-
-
-#: a script step the kernel refused, and its error
-Refusal = tuple[Step, OSError]
 
 
 class UsageError(Exception):
@@ -116,13 +109,23 @@ def open_source(args: argparse.Namespace, clock: Callable[[], float] | None) -> 
     steps: list[Step] = load(args.script) if args.script else []
     if args.source == "live" and args.script:
         raise UsageError("--script runs on the simulated kernel: use --source sim")
-    if args.source == "live" or (args.source == "auto" and not args.script and Sysfs().media_devices()):
+    # the live reader is imported only when it is asked for, or to see whether it is needed
+    if args.source == "live" or (args.source == "auto" and not args.script and _media_devices_here()):
+        from .live.monitor import UdevMonitor
+        from .sources.live import LiveSource
+
         return LiveSource(monitor_factory=UdevMonitor, read_only=args.read_only, exact=args.exact), []
     if args.script:
         source, _ = build([], variant=args.variant, clock=clock)
     else:
         source, _ = build(variant=args.variant, clock=clock)
     return source, steps
+
+
+def _media_devices_here() -> bool:
+    from .live.sysfs import Sysfs
+
+    return bool(Sysfs().media_devices())
 
 
 def main(
@@ -153,7 +156,8 @@ def main(
             return output_failed(args.command, exc, out)
     from .app import MdtuiApp  # Textual is imported only for the TUI
 
-    run_script(source, steps)
+    perform_all(source, steps)  # refusals are error events: the event log shows them
+    tuning.tune(source)
     app = MdtuiApp(source)
     app.run()
     if app.return_code == 1 and app.crash_report is not None:
@@ -176,17 +180,6 @@ def output_failed(command: str, exc: OSError, out: IO[str]) -> int:
     return 1
 
 
-def run_script(source: Source, steps: list[Step]) -> list[Refusal]:
-    """Run each step; a refusal is an error event in the stream too, and the script goes on."""
-    refused = []
-    for step in steps:
-        try:
-            source.run(step)
-        except OSError as exc:
-            refused.append((step, exc))
-    return refused
-
-
 def report(script: str | None, refused: list[Refusal]) -> int:
     """Name each refused step on stderr; the exit status: 1 when the kernel refused one."""
     for step, exc in refused:
@@ -198,7 +191,7 @@ def report(script: str | None, refused: list[Refusal]) -> int:
 def dump(source: Source, steps: list[Step], args: argparse.Namespace, out: IO[str]) -> int:
     from .render import dot, jsondump, text
 
-    refused = run_script(source, steps)
+    refused = perform_all(source, steps)
     snap = source.snapshot()
     if args.device:
         node = args.device if args.device.startswith("/dev/") else f"/dev/{args.device}"

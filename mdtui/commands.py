@@ -1,46 +1,205 @@
-"""The command palette: every action by name, computed from the current snapshot."""
+"""Every action, declared once: the lifecycle commands a script, the palette, a key or the
+sim source's dispatch can run, and the app's own actions (tabs, export, help...).
+
+From this one table come the key bindings (with ``id=`` = the name, so a keymap can remap
+them) and their footer titles, the dialogs' titles and choices, the command palette, the
+help screen's key table, script parsing (word and usage) and the simulated kernel's
+dispatch (a lifecycle command is the ``Kernel`` method of the same name).  Textual-free:
+``dump`` and ``watch`` parse scripts with it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
-from textual.command import DiscoveryHit, Hit, Hits, Provider
+from allocator.catalog import CATALOG
+from allocator.loader import MODULES
 
-from . import actions
-
-if TYPE_CHECKING:
-    from .app import MdtuiApp
+from .model import MediaDeviceView, SystemSnapshot, UsbDeviceView
 
 
-class ActionCommands(Provider):
-    def _commands(self) -> list[tuple[str, Callable[[], object], str]]:
-        app: MdtuiApp = self.app  # type: ignore[assignment]
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One lifecycle command with its arguments, as a script line or a choice makes it."""
 
-        def where(c: actions.Choice) -> str:
-            return "simulated kernel" if c.step.command in actions.SIM_ONLY else "sysfs"
+    line: int  # the script line it came from; 0 when it came from elsewhere
+    command: str
+    args: tuple[str, ...]
 
-        out: list[tuple[str, Callable[[], object], str]] = [
-            (c.label, partial(app.perform, c.step), where(c))
-            for c in actions.everything(app.snapshot, app.selected_device, app.source.simulated)
-        ]
-        out += [
-            ("Export the selected device as DOT", app.action_export_dot, "d"),
-            ("Save an SVG screenshot", app.action_screenshot, "s"),
-            ("Filter the event log", app.action_filter, "/"),
-            ("Fold or unfold ts-outs in the drawing", app.action_toggle_folds, "e"),
-            ("Help: keys and what the screen shows", app.action_help, "?"),
-        ]
-        return out
+    def __str__(self) -> str:
+        return " ".join((self.command, *self.args))
 
-    async def discover(self) -> Hits:
-        for text, callback, help_text in self._commands():
-            yield DiscoveryHit(text, callback, help=help_text)
 
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for text, callback, help_text in self._commands():
-            score = matcher.match(text)
-            if score > 0:
-                yield Hit(score, matcher.highlight(text), callback, help=help_text)
+@dataclass(frozen=True, slots=True)
+class Choice:
+    label: str
+    step: Step
+
+
+#: what a command offers now: the snapshot and the selected device in, the choices out
+Chooser = Callable[[SystemSnapshot, MediaDeviceView | None], list[Choice]]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A lifecycle command (``choices`` set) or an action of the app itself."""
+
+    name: str  # the script word and the binding id; an app action's method is action_<name>
+    key: str  # the binding's key(s), Textual names
+    label: str  # the footer's title
+    help: str  # one line in the help screen
+    key_display: str | None = None
+    action: str = ""  # an app action other than action_<name>, with its arguments
+    usage: str = ""  # the arguments of a lifecycle command, as a script takes them
+    arity: tuple[int, int] = (0, 0)  # the smallest and largest number of arguments
+    title: str = ""  # the question its dialog asks
+    choices: Chooser | None = None
+    sim_only: bool = False  # only the simulated kernel can do it
+    destructive: bool = False  # on a live system, asks first
+    show: bool = True  # in the footer
+
+    @property
+    def lifecycle(self) -> bool:
+        return self.choices is not None
+
+    def offers(self, snap: SystemSnapshot, dev: MediaDeviceView | None) -> list[Choice]:
+        """The steps this command can take now (none for an app action)."""
+        return self.choices(snap, dev) if self.choices is not None else []
+
+    @property
+    def binding_action(self) -> str:
+        """What its key runs: a lifecycle command asks which step first (``choose``)."""
+        return f"choose('{self.name}')" if self.lifecycle else self.action or self.name
+
+
+def _step(command: str, *args: str) -> Step:
+    return Step(0, command, args)
+
+
+def _usb(snap: SystemSnapshot, dev: MediaDeviceView | None) -> UsbDeviceView | None:
+    return snap.usb(dev.usb_device) if dev is not None and dev.usb_device else None
+
+
+def unbind_choices(snap: SystemSnapshot, dev: MediaDeviceView | None) -> list[Choice]:
+    usb = _usb(snap, dev)
+    if usb is None:
+        return []
+    return [
+        Choice(f"unbind {i.driver} from {i.name}", _step("unbind", i.driver, i.name))
+        for i in usb.interfaces
+        if i.driver
+    ]
+
+
+def bind_choices(snap: SystemSnapshot, dev: MediaDeviceView | None) -> list[Choice]:
+    usb = _usb(snap, dev)
+    if usb is None:
+        return []
+    return [
+        Choice(f"bind {driver} to {i.name}", _step("bind", driver, i.name))
+        for i in usb.interfaces
+        if not i.driver
+        for driver in snap.usb_drivers
+    ]
+
+
+def plug_choices(snap: SystemSnapshot, dev: MediaDeviceView | None) -> list[Choice]:
+    return [
+        Choice(f"plug {name} ({d.manufacturer} {d.product})".replace("( ", "("), _step("plug", name))
+        for name, d in CATALOG.items()
+    ]
+
+
+def unplug_choices(snap: SystemSnapshot, dev: MediaDeviceView | None) -> list[Choice]:
+    """Every USB device, the selected media device's first."""
+    first = dev.usb_device if dev else None
+    ordered = sorted(snap.usb_devices, key=lambda u: u.name != first)
+    return [Choice(f"unplug {u.name} ({u.product})", _step("unplug", u.name)) for u in ordered]
+
+
+def modprobe_choices(snap: SystemSnapshot, dev: MediaDeviceView | None) -> list[Choice]:
+    loaded = {m.name for m in snap.modules}
+    return [Choice(f"modprobe {name}", _step("modprobe", name)) for name in MODULES if name not in loaded]
+
+
+def rmmod_choices(snap: SystemSnapshot, dev: MediaDeviceView | None) -> list[Choice]:
+    loaded = [m for m in snap.modules if m.refcnt is not None]
+    return [Choice(f"rmmod {m.name} (refcnt {m.refcnt})", _step("rmmod", m.name)) for m in loaded]
+
+
+def open_choices(snap: SystemSnapshot, dev: MediaDeviceView | None) -> list[Choice]:
+    usb = _usb(snap, dev)
+    nodes = [n for n in (usb.nodes if usb else ()) if not n.startswith("/dev/bus/")]
+    return [Choice(f"open {n}", _step("open", n)) for n in nodes]
+
+
+def close_choices(snap: SystemSnapshot, dev: MediaDeviceView | None) -> list[Choice]:
+    return [Choice(f"close {path} (fd {fd})", _step("close", path)) for fd, path in snap.open_files]
+
+
+_SIM = "(simulated)"
+
+COMMANDS: dict[str, Command] = {
+    c.name: c
+    for c in (
+        Command("quit", "q", "Quit", "quit"),
+        Command("help", "question_mark", "Help", "this help", key_display="?"),
+        Command("filter", "slash", "Filter", "filter the event log (`kind:error`, or any text; esc clears)", "/"),
+        Command(
+            "unbind", "u", "Unbind", "unbind a driver from the selected device's USB device",
+            usage="DRIVER INTF", arity=(2, 2), title="Unbind which driver?", choices=unbind_choices,
+            destructive=True,
+        ),
+        Command(
+            "bind", "b", "Bind", "bind a driver to an interface of the selected device's USB device",
+            usage="DRIVER INTF", arity=(2, 2), title="Bind which driver, to which interface?", choices=bind_choices,
+        ),
+        Command(
+            "plug", "p", "Plug", f"plug a catalog device {_SIM}",
+            usage="CATALOG-NAME [PORT]", arity=(1, 2), title="Plug which device?", choices=plug_choices, sim_only=True,
+        ),
+        Command(
+            "unplug", "x", "Unplug", f"unplug a USB device, the selected device's first {_SIM}",
+            usage="DEV", arity=(1, 1), title="Unplug which USB device?", choices=unplug_choices, sim_only=True,
+            destructive=True,
+        ),
+        Command(
+            "modprobe", "m", "Modprobe", f"load a module {_SIM}",
+            usage="MODULE", arity=(1, 1), title="Load which module?", choices=modprobe_choices, sim_only=True,
+        ),
+        Command(
+            "rmmod", "r", "Rmmod", f"unload a module {_SIM}",
+            usage="MODULE", arity=(1, 1), title="Unload which module?", choices=rmmod_choices, sim_only=True,
+            destructive=True,
+        ),
+        Command(
+            "open", "o", "Open", f"open a device node {_SIM}",
+            usage="NODE", arity=(1, 1), title="Open which node?", choices=open_choices, sim_only=True,
+        ),
+        Command(
+            "close", "c", "Close", f"close an open file {_SIM}",
+            usage="NODE", arity=(1, 1), title="Close which file?", choices=close_choices, sim_only=True,
+        ),
+        Command("toggle_folds", "e", "Unfold", "fold or unfold the numbered runs (DVB ts-outs) in the drawing"),
+        Command("export_dot", "d", "DOT", "export the selected device as Graphviz DOT (`mdtui-media0.dot`)"),
+        Command("screenshot", "s", "SVG", "save an SVG screenshot"),
+        Command("tab_allocator", "1", "Allocator", "the Allocator tab", action="tab('tab-allocator')", show=False),
+        Command("tab_graph", "2", "Graph", "the Graph tab", action="tab('tab-graph')", show=False),
+        Command("tab_drawing", "3", "Drawing", "the Drawing tab", action="tab('tab-drawing')", show=False),
+        Command("tab_interfaces", "4", "Interfaces", "the Interfaces tab", action="tab('tab-interfaces')", show=False),
+    )
+}
+
+#: the lifecycle commands, in the order scripts and the palette list them
+LIFECYCLE = tuple(c for c in COMMANDS.values() if c.lifecycle)
+
+
+def available(snap: SystemSnapshot, dev: MediaDeviceView | None, simulated: bool) -> list[Choice]:
+    """Every lifecycle step that makes sense now, for the command palette."""
+    return [
+        choice
+        for command in LIFECYCLE
+        if simulated or not command.sim_only
+        for choice in command.offers(snap, dev)
+    ]

@@ -8,19 +8,19 @@ run through the app as a user's actions would be, then a tab or keys.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from textual.command import CommandInput
 from textual.pilot import Pilot
 from textual.widgets import TabbedContent
 
-from .app import MdtuiApp
+from .app import MdtuiApp, Updated
+from .pipeline import Update
 from .script import parse
-from .sources.sim import build
+from .sources.sim import build, fake_clock
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,6 @@ class Scenario:
     keys: tuple[str, ...] = ()
     size: tuple[int, int] = (120, 40)
     palette: str | None = None  # open the command palette and type this
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 SCENARIOS = [
@@ -55,27 +54,50 @@ SCENARIOS = [
     Scenario("help", "Help", keys=("question_mark",)),
     Scenario("command_palette", "Every action in the command palette", palette="unbind"),
 ]
-BY_NAME = {s.name: s for s in SCENARIOS}
 
 
-def fake_clock() -> Callable[[], float]:
-    ticks = itertools.count()
-    return lambda: next(ticks) / 1000.0
-
-
-def make_app(scenario: Scenario | None = None, export_dir: Path | None = None) -> MdtuiApp:
+def make_app(export_dir: Path | None = None) -> MdtuiApp:
     """The default world, with a clock that ticks 1 ms per reading."""
     source, _ = build(clock=fake_clock())
     return MdtuiApp(source, export_dir=export_dir)
 
 
+async def settle(app: MdtuiApp) -> None:
+    """Wait until every action has run and the pipeline has delivered what it caused (for
+    screenshots and tests: nothing the app itself waits for)."""
+    quiet = 0
+    for _ in range(400):
+        await app.workers.wait_for_complete()
+        await asyncio.sleep(0.005)
+        quiet = quiet + 1 if app.pipeline is None or app.pipeline.idle else 0
+        if quiet == 2:  # and what the last update posted (a notification's toast) has been handled
+            return
+
+
+def on_update(app: MdtuiApp, callback: Callable[[Update], None]) -> None:
+    """Call ``callback`` with every update the running app has applied, right after it was
+    (the app's ``Updated`` message, seen through Textual's ``message_signal``)."""
+
+    def seen(message: object) -> None:
+        if isinstance(message, Updated) and message.update is not None:
+            callback(message.update)
+
+    app.message_signal.subscribe(app, seen, immediate=True)
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The nearest-rank ``p``-th percentile (benches and tests)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
 def run_before(scenario: Scenario) -> Callable[[Pilot], object]:
     async def prepare(pilot: Pilot) -> None:
         app: MdtuiApp = pilot.app  # type: ignore[assignment]
-        await app.settle()
+        await settle(app)
         for step in parse(scenario.steps):
             app.perform(step)
-            await app.settle()
+            await settle(app)
         if scenario.tab:
             app.query_one(TabbedContent).active = scenario.tab
         if scenario.keys:
@@ -87,14 +109,14 @@ def run_before(scenario: Scenario) -> Callable[[Pilot], object]:
                 box.cursor_blink = False
             await pilot.press(*scenario.palette)
             await pilot.pause(0.5)
-        await app.settle()
+        await settle(app)
         await pilot.pause()
 
     return prepare
 
 
 async def screenshot(scenario: Scenario, directory: Path) -> Path:
-    app = make_app(scenario)
+    app = make_app()
     async with app.run_test(size=scenario.size) as pilot:
         await run_before(scenario)(pilot)
         path = directory / f"{scenario.name}.svg"

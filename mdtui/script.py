@@ -14,21 +14,9 @@ event with its errno name and the script goes on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-#: command -> (minimum, maximum) number of arguments, and what they are
-COMMANDS: dict[str, tuple[int, int, str]] = {
-    "modprobe": (1, 1, "MODULE"),
-    "rmmod": (1, 1, "MODULE"),
-    "plug": (1, 2, "CATALOG-NAME [PORT]"),
-    "unplug": (1, 1, "DEV"),
-    "bind": (2, 2, "DRIVER INTF"),
-    "unbind": (2, 2, "DRIVER INTF"),
-    "open": (1, 1, "NODE"),
-    "close": (1, 1, "NODE"),
-}
-
+from .commands import COMMANDS, LIFECYCLE, Step
 
 #: the largest script read (a lifecycle of ~10,000 lines); anything longer is refused unread
 MAX_BYTES = 256 * 1024
@@ -42,16 +30,6 @@ class ScriptError(ValueError):
         self.line = line
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
-    line: int
-    command: str
-    args: tuple[str, ...]
-
-    def __str__(self) -> str:
-        return " ".join((self.command, *self.args))
-
-
 def parse(text: str, path: str = "<script>") -> list[Step]:
     steps = []
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -59,12 +37,13 @@ def parse(text: str, path: str = "<script>") -> list[Step]:
         if not words:
             continue
         command, args = words[0], tuple(words[1:])
-        if command not in COMMANDS:
-            known = ", ".join(COMMANDS)
+        spec = COMMANDS.get(command)
+        if spec is None or not spec.lifecycle:
+            known = ", ".join(c.name for c in LIFECYCLE)
             raise ScriptError(path, number, f"unknown command '{command}' (known: {known})")
-        low, high, usage = COMMANDS[command]
+        low, high = spec.arity
         if not low <= len(args) <= high:
-            raise ScriptError(path, number, f"usage: {command} {usage}")
+            raise ScriptError(path, number, f"usage: {command} {spec.usage}")
         if command in ("open", "close") and not args[0].startswith("/dev/"):
             raise ScriptError(path, number, f"{command}: NODE must be a /dev path, not '{args[0]}'")
         steps.append(Step(number, command, args))

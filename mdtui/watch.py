@@ -6,22 +6,23 @@ unbound 1-1:1.0)``.  Styled on a terminal, plain when piped, JSON lines with ``-
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
+import select
 import selectors
-import threading
 from collections.abc import Callable
-from typing import IO, Protocol
+from typing import IO
 
 from rich.console import Console
 from rich.text import Text
 
 from allocator import Event
 
-from .changes import Change, cause_of, diff
-from .model import SystemSnapshot
-from .script import Step
+from .commands import Step
+from .pipeline import Pipeline
+from .sources import Refusal, Source, perform_all
 
 STYLES = {
     "uevent": "cyan",
@@ -30,13 +31,6 @@ STYLES = {
     "error": "bold red",
     "allocator": "bold yellow",
 }
-
-
-class WatchSource(Protocol):
-    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]: ...
-    def snapshot(self) -> SystemSnapshot: ...
-    def run(self, step: Step) -> None: ...
-    def now(self) -> float: ...
 
 
 def event_text(e: Event) -> str:
@@ -81,90 +75,89 @@ class Printer:
 
 
 class Watch:
-    """Feeds events and snapshot diffs to a printer.  Kernel callbacks only enqueue."""
+    """Prints what the pipeline (mdtui/pipeline.py) makes of a source's events.
 
-    def __init__(self, source: WatchSource, printer: Printer) -> None:
+    Everything runs on the calling thread: the source's callbacks only queue a call and wake
+    the loop (a pipe, so that ``select`` on the monitors' descriptors wakes too)."""
+
+    def __init__(self, source: Source, printer: Printer) -> None:
         self.source = source
         self.printer = printer
-        self.events: queue.Queue[Event] = queue.Queue()
-        self.wake = threading.Event()
         self.stopped = False
-        self._stop_r, self._stop_w = os.pipe()
-        self.last = source.snapshot()
-        self._unsubscribe = source.subscribe(self._on_event)
+        self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)  # a full pipe already says "wake up"
+        self.pipeline = Pipeline(source, self._call_soon, notify=lambda: None)
 
-    def _on_event(self, event: Event) -> None:
-        self.events.put(event)
-        self.wake.set()
+    def _call_soon(self, call: Callable[[], None]) -> None:  # any thread
+        self._calls.put(call)
+        self._wake()
 
-    def flush(self, cause: str = "") -> None:
-        batch: list[Event] = []
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_w, b"x")
+
+    def _run_calls(self) -> None:
+        """Run what was queued, then print what is ready."""
         while True:
             try:
-                batch.append(self.events.get_nowait())
+                call = self._calls.get_nowait()
             except queue.Empty:
                 break
-        for e in batch:
-            self.printer.line(e.time, e.kind, e.device, event_text(e), e.seq)
-        if not batch and not cause:
+            call()
+        update = self.pipeline.take()
+        if update is None:
             return
-        now = self.source.snapshot()
-        when = batch[-1].time if batch else self.source.now()  # one clock: the source's
-        changes: list[Change] = diff(self.last, now, cause_of(batch, self.last) or cause)
-        for c in changes:
-            self.printer.line(when, "allocator", c.device, c.text)
-        self.last = now
+        for e in update.events:
+            self.printer.line(e.time, e.kind, e.device, event_text(e), e.seq)
+        for c in update.changes:
+            self.printer.line(update.when, "allocator", c.device, c.text)
 
-    def run_script(self, steps: list[Step]) -> list[tuple[Step, OSError]]:
-        """Run and print each step; the refused ones (each an error event too) are returned."""
+    def _settle(self) -> None:
+        """Run and print until the pipeline has nothing left (a snapshot built in the
+        reader thread comes back as a queued call)."""
+        while True:
+            self._run_calls()
+            if self.pipeline.idle and self._calls.empty():
+                return
+            select.select([self._wake_r], [], [])
+            os.read(self._wake_r, 4096)
+
+    def run_script(self, steps: list[Step]) -> list[Refusal]:
+        """Take and print each step; the refused ones (each an error event too) are returned."""
         refused = []
         for step in steps:
-            try:
-                self.source.run(step)
-            except OSError as exc:
-                refused.append((step, exc))
-            self.flush(str(step))
+            refused += perform_all(self.source, [step])
+            self.pipeline.refresh(str(step))
+            self._settle()
         return refused
 
     def follow(self) -> None:
         """Print as things happen, until ``stop()`` or Ctrl-C; sleeps while nothing does
-        (a source with a monitor: blocked in select on its fd; the simulated kernel: on an
-        event that its callback sets)."""
-        start = getattr(self.source, "start", None)
-        if start is None:
-            self._follow([])
-            return
-        start()
+        (blocked in select on the source's descriptors and the wake pipe)."""
+        self.source.start()
         try:
-            self.flush()  # what starting said (why exact mode is off): printed now, not at the first event
-            self._follow(self.source.filenos())  # type: ignore[attr-defined]
+            self._settle()  # what starting said (why exact mode is off): printed now, not at the first event
+            with selectors.DefaultSelector() as selector:
+                for fd in self.source.filenos():
+                    selector.register(fd, selectors.EVENT_READ)
+                selector.register(self._wake_r, selectors.EVENT_READ)
+                while not self.stopped:
+                    for key, _ in selector.select():
+                        if key.fd == self._wake_r:
+                            os.read(self._wake_r, 4096)
+                        else:
+                            self.source.handle_readable()
+                    self._run_calls()
         finally:
-            self.source.stop()  # type: ignore[attr-defined]  # e.g. puts the debug lines back
-
-    def _follow(self, fds: list[int]) -> None:
-        if not fds:
-            while True:
-                self.wake.wait()
-                self.wake.clear()
-                if self.stopped:
-                    return
-                self.flush()
-        with selectors.DefaultSelector() as selector:
-            for fd in fds:
-                selector.register(fd, selectors.EVENT_READ)
-            selector.register(self._stop_r, selectors.EVENT_READ)
-            while not self.stopped:
-                for key, _ in selector.select():
-                    if key.fd != self._stop_r:
-                        self.source.handle_readable()  # type: ignore[attr-defined]
-                self.flush()
+            self.source.stop()  # e.g. puts the debug lines back
 
     def stop(self) -> None:
+        """End ``follow()`` (safe from a signal handler)."""
         self.stopped = True
-        self.wake.set()
-        os.write(self._stop_w, b"x")
+        self._wake()
 
     def close(self) -> None:
-        self._unsubscribe()
-        os.close(self._stop_r)
-        os.close(self._stop_w)
+        self.pipeline.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import settings
 
 from allocator import Kernel
-from mdtui.scenarios import fake_clock
+from mdtui.sources.sim import fake_clock
 
 settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True)
 settings.register_profile("dev", max_examples=30, deadline=None)
@@ -35,7 +35,7 @@ def state(k: Kernel) -> list[tuple[str | None, str | None, int, list[str]]]:
             inst.mdev.devnode_name,
             inst.owner,
             inst.refcount.refcount,
-            sorted(f"{h.driver}:{h.state}" for h in k.holders(inst.mdev)),
+            sorted(f"{h.driver}:{h.state}" for m, h in k.view.holders() if m is inst.mdev),
         )
         for inst in k.allocator.instances()
     ]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, Any
 
+from ..device import dev_str
 from ..errors import KernelError
 from ..files import File
 from ..mc.device import EntityNotify, MediaDevice
@@ -46,7 +47,7 @@ from ..mc.uapi import (
 )
 from ..subsys import dvb, v4l2
 from ..usb import UsbInterface
-from ..usbcore import UsbDriver, dev_str
+from ..usbcore import UsbDriver
 from . import Holder
 
 if TYPE_CHECKING:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, Any
 
+from ..device import dev_str
 from ..errors import KernelError
 from ..files import File
 from ..mc.device import MediaDevice
@@ -34,7 +35,7 @@ from ..mc.uapi import (
 )
 from ..subsys.alsa import SND_MAJOR, Pcm, PcmOps, SndCard, snd_card_new
 from ..usb import UsbDevice, UsbInterface
-from ..usbcore import UsbDriver, dev_str
+from ..usbcore import UsbDriver
 from . import Holder
 from .au0828 import BOARDS
 
@@ -124,7 +125,7 @@ class SndUsbAudioDriver(UsbDriver):
         udev = intf.udev
         chip = next((c for c in self.chips if c.udev is udev), None)
         if chip is not None and chip.shutdown:
-            self.log.dev_err(f"usb {udev.name}", "USB device is in the shutdown state, cannot create a card instance")
+            self.log.dev_err(dev_str(udev), "USB device is in the shutdown state, cannot create a card instance")
             raise KernelError(errno.EIO, "USB device is in the shutdown state", intf.name)
         if chip is None:
             card = snd_card_new(self.k, intf, self.module, udev.product)
@@ -144,9 +145,8 @@ class SndUsbAudioDriver(UsbDriver):
             if iface.desc.cls != USB_CLASS_AUDIO or iface.desc.subclass != USB_SUBCLASS_AUDIOSTREAMING:
                 continue
             if iface.driver:
-                self.log.dev_dbg(
-                    f"usb {chip.udev.name}", f"{ctrl.desc.number}:{iface.desc.number}: skipping, already claimed"
-                )
+                claimed = f"{ctrl.desc.number}:{iface.desc.number}: skipping, already claimed"
+                self.log.dev_dbg(dev_str(chip.udev), claimed)
                 continue
             self.k.usb.claim_interface(self, iface, USB_AUDIO_IFACE_UNUSED)
             pcm = chip.card.add_pcm(len(chip.streams), "c", "USB Audio", self._pcm_ops)

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ..device import Device
+from ..device import Device, dev_str
 from ..errors import KernelError
 from .devnode import MediaBus, MediaDevnode
 from .entity import Entity, Interface, Link, Pad
@@ -145,11 +145,11 @@ class MediaDevice:
             devname=f"media{minor}",
             attrs={"model": self.model},
         )
-        self.devnode = MediaDevnode(minor, dev, owner, bus.minors)
+        self.devnode = MediaDevnode(self, minor, dev, owner, bus.minors)
         bus.files.register(dev, bus.fops(self.devnode, self._ioctl))
         bus.live[minor] = self
         bus.core.device_add(dev)
-        bus.printk.dev_dbg(f"media media{minor}", "Media device registered")
+        bus.printk.dev_dbg(dev_str(dev), "Media device registered")
 
     def media_device_unregister(self) -> None:
         with self.graph_mutex:
@@ -165,7 +165,7 @@ class MediaDevice:
                 self.media_devnode_remove(intf)
         self._bus.live.pop(devnode.minor, None)
         self._bus.core.device_del(devnode.device)
-        self._bus.printk.dev_dbg(f"media {devnode.device.name}", "Media device unregistered")
+        self._bus.printk.dev_dbg(dev_str(devnode.device), "Media device unregistered")
         devnode.put()
         self.devnode = None
 
@@ -188,7 +188,8 @@ class MediaDevice:
 
     def media_device_register_entity(self, entity: Entity) -> None:
         if entity.function in (MEDIA_ENT_F_UNKNOWN, MEDIA_ENT_F_V4L2_SUBDEV_UNKNOWN):
-            self._bus.printk.dev_warn(self._devname(), f"Entity type for entity {entity.name} was not initialized!")
+            where = dev_str(self.dev) if self.dev is not None else "media"
+            self._bus.printk.dev_warn(where, f"Entity type for entity {entity.name} was not initialized!")
         with self.graph_mutex:
             entity.mdev = self
             self._gobj_create(MEDIA_GRAPH_ENTITY, entity, self.entities)
@@ -380,9 +381,6 @@ class MediaDevice:
                 if entity.function == function:
                     found = entity
             return found
-
-    def _devname(self) -> str:
-        return f"usb {self.dev.name}" if self.dev is not None else "media"
 
 
 # Each object's G_TOPOLOGY record is made at its first read and kept (see entity.py): a

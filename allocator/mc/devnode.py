@@ -13,7 +13,7 @@ import errno
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..device import Device, DeviceCore, MinorAllocator
 from ..errors import KernelError
@@ -21,13 +21,21 @@ from ..events import Printk
 from ..files import File, FileTable, Fops
 from ..module import Module
 
+if TYPE_CHECKING:
+    from .device import MediaDevice
+
 MEDIA_NUM_DEVICES = 256
 
 
 class MediaDevnode:
-    __slots__ = ("_lock", "_minors", "device", "minor", "owner", "registered", "users")
+    """``struct media_devnode``: what an open ``/dev/mediaN`` file keeps (``private_data``)."""
 
-    def __init__(self, minor: int, device: Device, owner: Module | None, minors: MinorAllocator):
+    __slots__ = ("_lock", "_minors", "device", "media_dev", "minor", "owner", "registered", "users")
+
+    def __init__(
+        self, media_dev: MediaDevice, minor: int, device: Device, owner: Module | None, minors: MinorAllocator
+    ) -> None:
+        self.media_dev = media_dev  # the media device this devnode was registered for
         self.minor = minor
         self.device = device
         self.owner = owner  # cdev.owner: the module that called media_device_register()
@@ -75,7 +83,7 @@ class MediaBus:
         self.module = module
         self.kernel_version = kernel_version
         self.minors = MinorAllocator(MEDIA_NUM_DEVICES)
-        self.live: dict[int, Any] = {}  # registered media devices by minor
+        self.live: dict[int, MediaDevice] = {}  # registered media devices by minor
 
     def fops(self, devnode: MediaDevnode, ioctl: Callable[[str], Any]) -> Fops:
         """``media_devnode_fops``: open/release count users; an ioctl on an unregistered

@@ -1,4 +1,5 @@
-"""Constants of include/uapi/linux/media.h (values as on x86_64) and their printable names."""
+"""Constants of include/uapi/linux/media.h (values as on x86_64) and their printable names.
+The ioctls' layouts and numbers are in ``uapi_layout``."""
 
 from __future__ import annotations
 
@@ -127,3 +128,4 @@ def interface_type_name(intf_type: int) -> str:
 def version_code(major: int, minor: int, patch: int) -> int:
     """``KERNEL_VERSION()``: what DEVICE_INFO puts in media_version and driver_version."""
     return (major << 16) | (minor << 8) | patch
+

@@ -19,7 +19,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, Any
 
-from ..device import Device
+from ..device import Device, dev_str
 from ..errors import KernelError
 from ..files import File, Fops, enotty
 from ..mc.device import MediaDevice
@@ -160,7 +160,7 @@ def _dvb_fops(dvbdev: DvbDevice) -> Fops:
                         mdev.enable_source(dvbdev.entity, dvbdev.pipe)
                     except KernelError as exc:
                         code = exc.errno or errno.EBUSY
-                        where = f"dvb {dvbdev.device.name}" if dvbdev.device else "dvb"
+                        where = dev_str(dvbdev.device) if dvbdev.device else "dvb"
                         adapter.k.printk.dev_err(where, f"Tuner is busy. Error {-code}")
                         raise
         adapter.frontend_users += 1

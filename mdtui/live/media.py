@@ -27,16 +27,19 @@ import os
 from collections.abc import Callable
 from typing import NamedTuple
 
+from allocator.mc import uapi_layout
 from allocator.mc.topology import DeviceInfo, Topology
 
 from ..model import Unread
-from . import uapi
+from .decode import unpack_device_info, unpack_entities, unpack_interfaces, unpack_links, unpack_pads
 
 Ioctl = Callable[[int, int, object], object]
 RETRIES = 5
 SLACK = 16  # extra array slots, so a graph that grows a little between the calls still fits
 #: more objects than any media device has (ids are 24 bits): a count past it is garbage
 MAX_OBJECTS = 1 << 20
+
+ARRAYS = (uapi_layout.ENTITY, uapi_layout.INTERFACE, uapi_layout.PAD, uapi_layout.LINK)  # G_TOPOLOGY's, in its order
 
 GONE = {errno.ENOENT, errno.ENXIO, errno.ENODEV, errno.EIO}
 STATES = {errno.EACCES: "denied", errno.EPERM: "denied", errno.ENOTTY: "unsupported", errno.EAGAIN: "unstable"}
@@ -104,34 +107,31 @@ def _call(ioctl: Ioctl, fd: int, request: int, buf: object, path: str) -> None:
     try:
         ioctl(fd, request, buf)
     except OSError as exc:
-        raise MediaReadError(exc.errno or errno.EIO, path, uapi.REQUESTS.get(request, hex(request))) from exc
+        raise MediaReadError(exc.errno or errno.EIO, path, uapi_layout.REQUESTS.get(request, hex(request))) from exc
 
 
 def device_info(fd: int, path: str, ioctl: Ioctl = kernel_ioctl) -> DeviceInfo:
-    buf = uapi.MediaDeviceInfo()
-    _call(ioctl, fd, uapi.MEDIA_IOC_DEVICE_INFO, buf, path)
-    return uapi.unpack_device_info(bytes(buf))
+    buf = uapi_layout.MediaDeviceInfo()
+    _call(ioctl, fd, uapi_layout.MEDIA_IOC_DEVICE_INFO, buf, path)
+    return unpack_device_info(bytes(buf))
 
 
 def g_topology(fd: int, path: str, ioctl: Ioctl = kernel_ioctl, media_version: int = 0) -> tuple[Topology, int]:
-    modern = media_version >= uapi.V2_FLAGS_AND_PAD_INDEX
+    modern = media_version >= uapi_layout.V2_FLAGS_AND_PAD_INDEX
     for attempt in range(RETRIES):
-        head = uapi.MediaV2Topology()
-        _call(ioctl, fd, uapi.MEDIA_IOC_G_TOPOLOGY, head, path)
+        head = uapi_layout.MediaV2Topology()
+        _call(ioctl, fd, uapi_layout.MEDIA_IOC_G_TOPOLOGY, head, path)
         version = head.topology_version
         counts = (head.num_entities, head.num_interfaces, head.num_pads, head.num_links)
         if max(counts) > MAX_OBJECTS:
             raise MediaReadError(errno.EOVERFLOW, path, f"MEDIA_IOC_G_TOPOLOGY (implausible counts {counts})")
         caps = [n + SLACK for n in counts]
-        arrays = [
-            ctypes.create_string_buffer(max(1, cap * fmt.size))
-            for cap, fmt in zip(caps, (uapi.ENTITY, uapi.INTERFACE, uapi.PAD, uapi.LINK), strict=True)
-        ]
-        full = uapi.MediaV2Topology()
+        arrays = [ctypes.create_string_buffer(max(1, cap * fmt.size)) for cap, fmt in zip(caps, ARRAYS, strict=True)]
+        full = uapi_layout.MediaV2Topology()
         full.num_entities, full.num_interfaces, full.num_pads, full.num_links = caps
         full.ptr_entities, full.ptr_interfaces, full.ptr_pads, full.ptr_links = (ctypes.addressof(a) for a in arrays)
         try:
-            _call(ioctl, fd, uapi.MEDIA_IOC_G_TOPOLOGY, full, path)
+            _call(ioctl, fd, uapi_layout.MEDIA_IOC_G_TOPOLOGY, full, path)
         except MediaReadError as exc:
             if exc.errno == errno.ENOSPC:  # it grew past the slack: ask again
                 continue
@@ -147,10 +147,10 @@ def g_topology(fd: int, path: str, ioctl: Ioctl = kernel_ioctl, media_version: i
         ents, intfs, pads, links = (a.raw for a in arrays)
         return Topology(
             full.topology_version,
-            uapi.unpack_entities(ents, counts[0], modern),
-            uapi.unpack_interfaces(intfs, counts[1]),
-            uapi.unpack_pads(pads, counts[2], modern),
-            uapi.unpack_links(links, counts[3]),
+            unpack_entities(ents, counts[0], modern),
+            unpack_interfaces(intfs, counts[1]),
+            unpack_pads(pads, counts[2], modern),
+            unpack_links(links, counts[3]),
         ), attempt
     raise MediaReadError(errno.EAGAIN, path, f"MEDIA_IOC_G_TOPOLOGY (the graph changed on {RETRIES} reads)")
 
@@ -163,10 +163,10 @@ def enum_entities(
     out: dict[int, tuple[int, int, int]] = {}
     last = 0
     while len(out) < limit:
-        desc = uapi.MediaEntityDesc()
-        desc.id = last | uapi.MEDIA_ENT_ID_FLAG_NEXT
+        desc = uapi_layout.MediaEntityDesc()
+        desc.id = last | uapi_layout.MEDIA_ENT_ID_FLAG_NEXT
         try:
-            ioctl(fd, uapi.MEDIA_IOC_ENUM_ENTITIES, desc)
+            ioctl(fd, uapi_layout.MEDIA_IOC_ENUM_ENTITIES, desc)
         except OSError as exc:
             if exc.errno in (errno.EINVAL, errno.ENOTTY):
                 return out

@@ -8,14 +8,17 @@ from __future__ import annotations
 import errno
 import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from allocator.mc import uapi
 from allocator.mc.topology import TopoLink, Topology
 
+from ..commands import Step
 from ..model import HolderView, MediaDeviceView, SystemSnapshot, Unread, link_kind
-from ..script import Step
 
+#: the JSON Schema this output follows (shipped with the package)
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "dump.schema.json"
 SCHEMA_VERSION = 1
 
 

@@ -34,10 +34,10 @@ gi.require_version("UMockdev", "1.0")
 from gi.repository import GLib, UMockdev  # noqa: E402
 
 from allocator import KernelError  # noqa: E402
+from allocator.mc import uapi_layout  # noqa: E402
 from allocator.mc.device import MediaDevice  # noqa: E402
+from allocator.mc.ioctl import media_ioctl  # noqa: E402
 
-from ..live import uapi  # noqa: E402
-from ..live.answer import respond  # noqa: E402
 from ..sources.sim import SimSource  # noqa: E402
 from .peers import hung_up  # noqa: E402
 
@@ -54,15 +54,15 @@ _UNLIMITED = 1 << 63
 #: the user pointers inside an argument, in the order the kernel writes them: (offset in the
 #: argument, size of one array element)
 POINTERS: dict[int, tuple[tuple[int, int], ...]] = {
-    uapi.MEDIA_IOC_G_TOPOLOGY: (
-        (uapi.MediaV2Topology.ptr_entities.offset, uapi.ENTITY.size),
-        (uapi.MediaV2Topology.ptr_interfaces.offset, uapi.INTERFACE.size),
-        (uapi.MediaV2Topology.ptr_pads.offset, uapi.PAD.size),
-        (uapi.MediaV2Topology.ptr_links.offset, uapi.LINK.size),
+    uapi_layout.MEDIA_IOC_G_TOPOLOGY: (
+        (uapi_layout.MediaV2Topology.ptr_entities.offset, uapi_layout.ENTITY.size),
+        (uapi_layout.MediaV2Topology.ptr_interfaces.offset, uapi_layout.INTERFACE.size),
+        (uapi_layout.MediaV2Topology.ptr_pads.offset, uapi_layout.PAD.size),
+        (uapi_layout.MediaV2Topology.ptr_links.offset, uapi_layout.LINK.size),
     ),
-    uapi.MEDIA_IOC_ENUM_LINKS: (
-        (uapi.MediaLinksEnum.pads.offset, ctypes.sizeof(uapi.MediaPadDesc)),
-        (uapi.MediaLinksEnum.links.offset, ctypes.sizeof(uapi.MediaLinkDesc)),
+    uapi_layout.MEDIA_IOC_ENUM_LINKS: (
+        (uapi_layout.MediaLinksEnum.pads.offset, ctypes.sizeof(uapi_layout.MediaPadDesc)),
+        (uapi_layout.MediaLinksEnum.links.offset, ctypes.sizeof(uapi_layout.MediaLinkDesc)),
     ),
 }
 
@@ -221,7 +221,7 @@ class MediaNode(UMockdev.IoctlBase):
             pointer = _POINTER.unpack_from(bytes(top.retrieve()))[0]
             access = Access.unchecked(pointer, arg_size(request))
             holder, offset = top, 0
-        if request not in uapi.REQUESTS:
+        if request not in uapi_layout.REQUESTS:
             return errno.ENOTTY
         if opened.mdev is None:
             return errno.ENXIO  # opened while nothing was registered there
@@ -235,7 +235,7 @@ class MediaNode(UMockdev.IoctlBase):
             return errno.EFAULT
         raw = bytes(arg.retrieve())
         with self.rig.lock:
-            reply = respond(opened.mdev, request, raw)
+            reply = media_ioctl(opened.mdev, request, raw)
         if copy_out_arrays(arg, raw, request, reply.writes, access):
             return errno.EFAULT
         if reply.errno:

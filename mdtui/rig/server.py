@@ -49,8 +49,10 @@ from gi.repository import GLib, UMockdev  # noqa: E402
 
 from allocator import Event, KernelError  # noqa: E402
 from allocator.events import UEVENT  # noqa: E402
+from allocator.sysfs import refcnt  # noqa: E402
 
-from ..script import ScriptError, Step, load, parse  # noqa: E402
+from ..commands import Step  # noqa: E402
+from ..script import ScriptError, load, parse  # noqa: E402
 from ..sources.sim import DEFAULT_WORLD, SimSource, build  # noqa: E402
 from . import command as cmd  # noqa: E402
 from . import uevents  # noqa: E402
@@ -111,8 +113,8 @@ class Rig:
         write_tree(self.kernel, stage)
         nodes = stage / "dev" / ".node"
         nodes.mkdir(parents=True, exist_ok=True)
-        for dev in self.kernel.devices.devices.values():
-            if dev.devname and dev.devt is not None:
+        for dev in self.kernel.view.device_nodes().values():
+            if dev.devt is not None:
                 (nodes / dev.devname.replace("/", "_")).symlink_to(f"{dev.devt[0]}:{dev.devt[1]}")
         for part in ("sys", "dev"):
             old = self.root / f".old-{part}"
@@ -122,8 +124,7 @@ class Rig:
             if old.exists():
                 shutil.rmtree(old)
         shutil.rmtree(stage)
-        for minor in self.kernel.media_bus.live:
-            node = f"/dev/media{minor}"
+        for node in self.kernel.view.media_nodes():
             if node not in self.handlers:
                 self.handlers[node] = MediaNode(self, node)
                 self.testbed.attach_ioctl(node, self.handlers[node])
@@ -137,12 +138,13 @@ class Rig:
         a module whose directory is not (or no longer) there is skipped."""
         if self.closing:
             return
-        for name, mod in self.kernel.modules.items():
-            path = self.root / "sys" / "module" / name / "refcnt"
+        for module in self.kernel.view.modules():
+            entry = refcnt(module)
+            path = self.root / entry.path.lstrip("/")
             with contextlib.suppress(FileNotFoundError):
-                if path.read_text() != f"{mod.refcnt}\n":
+                if path.read_text() != entry.data:
                     staged = path.with_name(".refcnt")  # replaced whole: a reader never sees it empty
-                    staged.write_text(f"{mod.refcnt}\n")
+                    staged.write_text(entry.data)
                     staged.replace(path)
 
     # -- actions -----------------------------------------------------------------------
@@ -177,7 +179,7 @@ class Rig:
                 return error(errno.ESHUTDOWN, "the rig is shutting down")
             try:
                 for step in steps:
-                    self.source.run(step)
+                    self.source.perform(step)
                     ran = True
             except KernelError as exc:
                 return f"error {exc.errno} {exc.errno_name} {exc.strerror}"
@@ -263,10 +265,9 @@ class Rig:
                 fd = self.kernel.files.open(node)
             except KernelError:
                 return Opened(None, None, None, peer)
-            devt = self.kernel.files.files[fd].device.devt
-            mdev = next((m for m in self.kernel.media_bus.live.values() if m.devnode.device.devt == devt), None)
+            opened = self.kernel.view.open_file(fd)
             self.sync_refcnts()  # the cdev owner's module is pinned
-            return Opened(self.source, fd, mdev, peer)
+            return Opened(self.source, fd, opened.media_dev if opened is not None else None, peer)
 
     def reap(self) -> bool:
         """Release, in the simulation, every /dev/mediaN file no process holds any more (closed

@@ -8,7 +8,7 @@ from textual.containers import Vertical
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
-from ..actions import Choice
+from ..commands import Choice
 from .dialog import Dialog
 
 

@@ -7,6 +7,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Markdown
 
+from ..commands import COMMANDS
 from .dialog import Dialog
 
 HELP = """\
@@ -25,24 +26,19 @@ folded, expand them with enter. **Drawing**: the data links, left to right; `e` 
 **Events** (bottom): uevents, module loads, kernel log lines, refused actions (red) and the
 allocator changes they caused (yellow). `/` filters (`kind:trace`, or any text).
 
-| key | action |
-|---|---|
-| `1` `2` `3` `4` | the Allocator, Graph, Drawing and Interfaces tabs |
-| `u` / `b` | unbind / bind a driver on the selected device's USB device |
-| `p` / `x` | plug a catalog device / unplug one, the selected first (simulated) |
-| `m` / `r` | modprobe / rmmod a module (simulated) |
-| `o` / `c` | open a device node / close an open file (simulated) |
-| `e` | fold or unfold the numbered runs in the drawing |
-| `d` | export the selected device as Graphviz DOT |
-| `s` | save an SVG screenshot |
-| `/` | filter the event log (esc clears) |
-| `ctrl+p` | command palette: every action, by name |
-| `?` | this help |
-| `q` | quit |
+{keys}
 
 Errors are the kernel's own: `EBUSY` from a busy module, `ENODEV` from a bind that does not
 match. On a live system, destructive actions ask first.
 """
+
+
+def key_table() -> str:
+    """The key table, from the one command registry (mdtui/commands.py), with the palette's
+    key, which is Textual's own."""
+    rows = [(f"`{c.key_display or c.key}`", c.help) for c in COMMANDS.values()]
+    rows.append(("`ctrl+p`", "command palette: every action, by name"))
+    return "\n".join(["| key | action |", "|---|---|", *(f"| {key} | {text} |" for key, text in rows)])
 
 
 class HelpScreen(Dialog[None]):
@@ -50,7 +46,7 @@ class HelpScreen(Dialog[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
-            yield Markdown(HELP)
+            yield Markdown(HELP.format(keys=key_table()))
 
     def action_close(self) -> None:
         self.answer(None)

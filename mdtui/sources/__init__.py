@@ -1,24 +1,93 @@
-"""Where snapshots come from: the simulated kernel (``sim``) or the live system (``live``)."""
+"""Where snapshots come from: the simulated kernel (``sim``) or the live system (``live``).
+
+Every source has the whole surface of ``Source``; what a source does not need keeps the
+no-op default (the simulated kernel has no file descriptors to watch, the live system no
+history), so callers never probe for a method.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Iterable
 
 from allocator import Event
 
+from ..commands import Step
 from ..model import SystemSnapshot
-from ..script import Step
+
+Subscriber = Callable[[Event], None]
+#: a step the source refused, and why
+Refusal = tuple[Step, OSError]
 
 
-class Source(Protocol):
-    kind: str
-    simulated: bool
-    read_only: bool
-    snapshot_on_loop: bool  # cheap, no I/O: build snapshots on the event loop
+class Source:
+    """A machine to show: its state as snapshots, its changes as events, and its actions."""
 
-    def snapshot(self) -> SystemSnapshot: ...
-    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]: ...
-    def history(self) -> list[Event]: ...
-    def now(self) -> float: ...  # the clock of this source's events: one clock for all of them
-    def run(self, step: Step) -> None: ...
+    #: the simulated kernel (plug, modprobe... are possible; nothing asks before acting)
+    simulated = False
+    #: refuses every action (``--read-only``)
+    read_only = False
+    #: a snapshot is cheap and does no I/O: build it on the event loop (else: in a thread)
+    snapshot_on_loop = False
+
+    def __init__(self) -> None:
+        self._subscribers: tuple[Subscriber, ...] = ()
+
+    # -- watching ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Begin watching for changes (open monitors); ``filenos()`` is valid after it."""
+
+    def stop(self) -> None:
+        """Stop watching and undo what ``start()`` changed on the machine."""
+
+    def filenos(self) -> list[int]:
+        """File descriptors to wait on; when one is readable, call ``handle_readable()``."""
+        return []
+
+    def handle_readable(self) -> None:
+        """Read what the monitors have (emitting events); never blocks."""
+
+    # -- events ------------------------------------------------------------------------
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback`` (on whatever thread changed the machine) with every event from
+        now on; returns the unsubscribe function."""
+        self._subscribers = (*self._subscribers, callback)
+
+        def unsubscribe() -> None:
+            self._subscribers = tuple(s for s in self._subscribers if s is not callback)
+
+        return unsubscribe
+
+    def publish(self, event: Event) -> None:
+        for callback in self._subscribers:
+            callback(event)
+
+    def history(self) -> list[Event]:
+        """What happened before anybody subscribed (the simulated world's setup)."""
+        return []
+
+    def now(self) -> float:
+        """The clock this source's events carry: one clock for every event and change."""
+        raise NotImplementedError
+
+    # -- state and actions -------------------------------------------------------------
+
+    def snapshot(self) -> SystemSnapshot:
+        raise NotImplementedError
+
+    def perform(self, step: Step) -> None:
+        """Take a lifecycle step; raises an ``OSError`` (``KernelError``) with the kernel's
+        or the tool's wording when it is refused."""
+        raise NotImplementedError
+
+
+def perform_all(source: Source, steps: Iterable[Step]) -> list[Refusal]:
+    """Take each step; a refused one is recorded (it is an error event too) and the rest go on."""
+    refused = []
+    for step in steps:
+        try:
+            source.perform(step)
+        except OSError as exc:
+            refused.append((step, exc))
+    return refused

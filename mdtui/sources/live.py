@@ -36,6 +36,7 @@ from allocator import Event, KernelError
 from allocator.events import EMPTY, ERROR, TRACE, UEVENT
 from allocator.mc.topology import DeviceInfo, Topology
 
+from ..commands import COMMANDS, Step
 from ..live import infer, kmsg
 from ..live.media import Ioctl, MediaRead, MediaReadError, kernel_ioctl, read
 from ..live.sysfs import MediaEntry, Parent, Sysfs, UsbDevice
@@ -49,7 +50,7 @@ from ..model import (
     Unread,
     UsbDeviceView,
 )
-from ..script import Step
+from . import Source
 
 EMPTY_TOPOLOGY = Topology(0, (), (), (), ())
 USB_DEVICE_NAME = re.compile(r"^\d+-\d+(\.\d+)*$")  # BUS-PORT[.PORT...]: a USB device, not an interface
@@ -64,10 +65,8 @@ class Monitor(Protocol):
     def close(self) -> None: ...
 
 
-class LiveSource:
-    kind = "live"
-    simulated = False
-    snapshot_on_loop = False  # reading devices is I/O: the app uses a worker thread
+class LiveSource(Source):
+    """Reading devices is I/O: snapshots are built in a thread (``snapshot_on_loop`` off)."""
 
     def __init__(
         self,
@@ -81,13 +80,13 @@ class LiveSource:
         debugfs: Path = Path("/sys/kernel/debug"),
         kmsg_path: str = "/dev/kmsg",
     ) -> None:
+        super().__init__()
         self.sysfs = sysfs or Sysfs()
         self.ioctl = ioctl
         self.read_only = read_only
         self.lock = threading.RLock()
         self._clock = clock
         self._seq = 0
-        self._subscribers: tuple[Callable[[Event], None], ...] = ()
         self._cache: dict[str, tuple[MediaDeviceView, str]] = {}  # media path -> view, usb path
         self._dirty: set[str] | None = None  # USB device paths to re-read; None: everything
         self._monitor_factory = monitor_factory
@@ -105,17 +104,6 @@ class LiveSource:
 
     # -- events ------------------------------------------------------------------------
 
-    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
-        self._subscribers = (*self._subscribers, callback)
-
-        def stop() -> None:
-            self._subscribers = tuple(s for s in self._subscribers if s is not callback)
-
-        return stop
-
-    def history(self) -> list[Event]:
-        return []
-
     def now(self) -> float:
         """The clock this source stamps its events with."""
         return self._clock()
@@ -123,8 +111,7 @@ class LiveSource:
     def emit(self, kind: str, device: str, text: str, fields: dict[str, str] | None = None, level: str = "") -> Event:
         self._seq += 1
         event = Event(self._seq, self._clock(), kind, level, device, text, fields or EMPTY)
-        for callback in self._subscribers:
-            callback(event)
+        self.publish(event)
         return event
 
     def start(self) -> None:
@@ -242,8 +229,8 @@ class LiveSource:
 
     # -- actions -----------------------------------------------------------------------
 
-    def run(self, step: Step) -> None:
-        if step.command not in ("bind", "unbind"):
+    def perform(self, step: Step) -> None:
+        if COMMANDS[step.command].sim_only:
             raise KernelError(errno.EPERM, f"{step}: only the simulated kernel can do that", step.args[0])
         driver, interface = step.args
         if self.read_only:

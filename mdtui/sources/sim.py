@@ -7,17 +7,19 @@ snapshot never shows half an action.  Topology snapshots are cached per media de
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from allocator import Event, Kernel, KernelError
+from allocator import Event, Kernel
 from allocator.check import label
-from allocator.mc.device import MediaDevice
-from allocator.mc_dev_allocator import InstanceMediaDevice
+from allocator.device import dev_str
+from allocator.view import MediaDeviceState
 
+from ..commands import COMMANDS, Step
 from ..model import HolderView, InterfaceView, MediaDeviceView, ModuleView, SystemSnapshot, UsbDeviceView
-from ..script import Step
+from . import Refusal, Source, perform_all
 
 DEFAULT_WORLD = (
     Step(0, "modprobe", ("au0828",)),
@@ -28,15 +30,14 @@ DEFAULT_WORLD = (
 )
 
 
-class SimSource:
-    kind = "sim"
+class SimSource(Source):
     simulated = True
-    read_only = False
     #: a snapshot here is a few milliseconds of CPU and no I/O: the app builds it on its
     #: event loop (a source that reads devices sets this False and gets a worker thread)
     snapshot_on_loop = True
 
     def __init__(self, kernel: Kernel) -> None:
+        super().__init__()
         self.kernel = kernel
         self.lock = threading.RLock()
         self._graphs: dict[int, tuple[int, Any, Any, Any]] = {}
@@ -55,31 +56,13 @@ class SimSource:
 
     # -- actions -----------------------------------------------------------------------
 
-    def run(self, step: Step) -> None:
-        """One lifecycle step; raises ``KernelError`` when the kernel refuses it."""
-        k = self.kernel
-        actions: dict[str, Callable[..., Any]] = {
-            "modprobe": k.modprobe,
-            "rmmod": k.rmmod,
-            "plug": k.plug,
-            "unplug": k.unplug,
-            "bind": k.bind,
-            "unbind": k.unbind,
-            "open": k.open,
-            "close": k.close,
-        }
+    def perform(self, step: Step) -> None:
+        """One lifecycle step: the ``Kernel`` method of the command's name (mdtui/commands.py
+        declares them); raises ``KernelError`` when the kernel refuses it."""
+        if step.command not in COMMANDS or not COMMANDS[step.command].lifecycle:
+            raise ValueError(f"not a lifecycle command: {step}")
         with self.lock:
-            actions[step.command](*step.args)
-
-    def run_all(self, steps: list[Step] | tuple[Step, ...]) -> list[tuple[Step, KernelError]]:
-        """Run a script; a refused step is recorded (and is an error event) and the rest go on."""
-        failed = []
-        for step in steps:
-            try:
-                self.run(step)
-            except KernelError as exc:
-                failed.append((step, exc))
-        return failed
+            getattr(self.kernel, step.command)(*step.args)
 
     # -- snapshots ---------------------------------------------------------------------
 
@@ -92,25 +75,23 @@ class SimSource:
         seq = k.events.last_seq
         violations = k.check()
         holders: dict[int, list[HolderView]] = {}
-        for mdev, h in k.all_holders():
+        for mdev, h in k.view.holders():
             holders.setdefault(id(mdev), []).append(HolderView(h.driver, h.module, h.interface, h.state, h.reason))
-        nodes = dict(k.devices.nodes)
+        nodes = k.view.device_nodes()
         devt_names = {d.devt: path for path, d in nodes.items() if d.devt is not None}
         claimed: set[str] = set()
         views = []
         live_ids = set()
-        for mdev in k.media_devices():
-            live_ids.add(id(mdev))
-            view = self._device(mdev, holders.get(id(mdev), []), devt_names, violations, claimed)
-            views.append(view)
+        for state in k.view.media_devices():
+            live_ids.add(id(state.mdev))
+            views.append(self._device(state, holders.get(id(state.mdev), []), devt_names, violations, claimed))
         for stale in set(self._graphs) - live_ids:
             del self._graphs[stale]
         device_names = {v.devnode for v in views} | {f"media device of {v.usb_device}" for v in views}
         others = tuple(f"{v.device}: {v.message}" for v in violations if v.device not in device_names)
         modules = tuple(
-            ModuleView(name, mod.refcnt, tuple(m.name for m in k.modules.values() if name in m.deps))
-            for name, mod in sorted(k.modules.items())
-        ) + tuple(ModuleView(name, None) for name in sorted(k.builtin))
+            ModuleView(m.name, m.refcnt, m.holders) for m in sorted(k.view.modules(), key=lambda m: m.name)
+        ) + tuple(ModuleView(name, None) for name in sorted(k.view.builtin_modules()))
         below: dict[str, list[str]] = {}  # /dev nodes by the USB device they sit under
         for path, d in nodes.items():
             below.setdefault("/".join(d.devpath.split("/", 6)[:6]), []).append(path)
@@ -123,9 +104,9 @@ class SimSource:
                 tuple(InterfaceView(i.name, i.desc.cls, i.desc.subclass, i.driver) for i in u.interfaces),
                 tuple(sorted(p for p in below.get(u.devpath, ()) if p != u.node)),
             )
-            for u in k.usb.devices()
+            for u in k.view.usb_devices()
         )
-        files = tuple((f.fd, f.path) for f in k.files.open_files())
+        files = tuple((f.fd, f.path) for f in k.view.open_files())
         note = f"simulated kernel {k.release} (allocator: {k.variant})"
         views.sort(key=lambda v: v.key)
         return SystemSnapshot(
@@ -135,20 +116,20 @@ class SimSource:
             modules=modules,
             usb_devices=usb,
             open_files=files,
-            usb_drivers=tuple(sorted(k.usb.drivers)),
+            usb_drivers=tuple(sorted(k.view.usb_drivers())),
             anomalies=others,
             notes=(note,),
         )
 
     def _device(
         self,
-        mdev: MediaDevice,
+        state: MediaDeviceState,
         held: list[HolderView],
         devt_names: dict[tuple[int, int], str],
         violations: list[Any],
         claimed: set[str],
     ) -> MediaDeviceView:
-        k = self.kernel
+        mdev = state.mdev
         cached = self._graphs.get(id(mdev))
         if cached is None or cached[0] != mdev.generation:
             with mdev.graph_mutex:
@@ -158,28 +139,25 @@ class SimSource:
             self._graphs[id(mdev)] = cached
         _, topology, legacy, wanted = cached
         dev = mdev.dev
-        usb_name = getattr(dev, "udev", dev).name if dev is not None else "?"
+        udev = getattr(dev, "udev", dev)  # the USB device: the key, or the interface's parent
+        usb_name = udev.name if udev is not None else "?"
         key = dev.name if dev is not None else "?"
         while key in claimed:  # two instances for one device (possible mid-race)
             key += "'"
         claimed.add(key)
-        shared = isinstance(mdev, InstanceMediaDevice)
-        inst = mdev.instance if shared else None  # type: ignore[attr-defined]
-        owner = inst.owner if inst is not None else None
-        owner_mod = k.modules.get(owner) if owner else None
+        owner = state.owner
         sharers = sum(1 for h in held if h.module != owner) if owner else 0
-        name = label(mdev)
-        mine = {name, f"usb {usb_name}"}
+        mine = {label(mdev), dev_str(udev)} if udev is not None else {label(mdev)}  # how violations name it
         anomalies = tuple(v.message for v in violations if v.device in mine)
         return MediaDeviceView(
             key=key,
             usb_device=usb_name,
             devnode=mdev.devnode_name,
             info=mdev.device_info(),
-            shared=shared,
-            refcount=inst.refcount.refcount if inst is not None else None,
+            shared=state.shared,
+            refcount=state.refcount,
             owner=owner,
-            owner_refcnt=owner_mod.refcnt if owner_mod is not None else None,
+            owner_refcnt=state.owner_refcnt,
             owner_refs_from_sharers=sharers,
             holders=tuple(held),
             topology=topology,
@@ -189,13 +167,20 @@ class SimSource:
         )
 
 
+def fake_clock() -> Callable[[], float]:
+    """A clock that advances 1 ms per reading: the same times on every run (screenshots,
+    snapshot tests)."""
+    ticks = itertools.count()
+    return lambda: next(ticks) / 1000.0
+
+
 def build(
     script: list[Step] | None = None,
     *,
     variant: str = "mainline",
     clock: Callable[[], float] | None = None,
-) -> tuple[SimSource, list[tuple[Step, KernelError]]]:
-    """A simulated machine: the default world, or an empty one that ``script`` builds."""
+) -> tuple[SimSource, list[Refusal]]:
+    """A simulated machine: the default world, or an empty one that ``script`` builds; and
+    the steps the kernel refused (each an error event too; the rest went on)."""
     source = SimSource(Kernel(variant, clock=clock))
-    failed = source.run_all(script if script is not None else list(DEFAULT_WORLD))
-    return source, failed
+    return source, perform_all(source, script if script is not None else DEFAULT_WORLD)

@@ -4,6 +4,7 @@ changes derived from them, coloured by kind and filterable (``/``)."""
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from rich.text import Text
@@ -49,12 +50,10 @@ class EventLog(RichLog):
         self.entries: deque[Entry] = deque(maxlen=KEEP)
         self.query_text = ""
 
-    def add_events(self, events: list[Event], changes: list[Change] = (), when: float | None = None) -> None:  # type: ignore[assignment]
+    def add_events(self, events: Sequence[Event], changes: Sequence[Change] = (), when: float = 0.0) -> None:
         """A batch of events, then the allocator changes they caused (stamped ``when``, the
         time of the last event behind them), in one write."""
         entries = [Entry(e.time, e.kind, e.level, e.device, event_text(e)) for e in events]
-        if when is None:
-            when = events[-1].time if events else 0.0
         entries += [Entry(when, "allocator", "", c.device, c.text) for c in changes]
         self._add(entries)
 

@@ -59,7 +59,8 @@ def ancillary_links(t: Topology, names: dict[int, str]) -> dict[int, list[str]]:
 
 class EntityTree(Tree[object]):
     def __init__(self, **kwargs: object) -> None:
-        super().__init__("no device", **kwargs)  # type: ignore[arg-type]
+        # a Text label: a str is parsed as markup, which imports rich's emoji table (~6 ms of start-up)
+        super().__init__(Text("no device"), **kwargs)  # type: ignore[arg-type]
         self._shown: object = None
         self._dev: MediaDeviceView | None = None
 

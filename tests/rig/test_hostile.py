@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from mdtui.live import uapi
+from allocator.mc import uapi_layout
 
 from .conftest import CASES, control
 
@@ -61,13 +61,18 @@ def topology_digest() -> str:
     """G_TOPOLOGY of /dev/media0, both calls, as bytes: what media-ctl -p is printed from."""
     fd = os.open("/dev/media0", os.O_RDWR)
     try:
-        topo = uapi.MediaV2Topology()
-        fcntl.ioctl(fd, uapi.MEDIA_IOC_G_TOPOLOGY, topo)
-        sizes = {"entities": uapi.ENTITY, "interfaces": uapi.INTERFACE, "pads": uapi.PAD, "links": uapi.LINK}
+        topo = uapi_layout.MediaV2Topology()
+        fcntl.ioctl(fd, uapi_layout.MEDIA_IOC_G_TOPOLOGY, topo)
+        sizes = {
+            "entities": uapi_layout.ENTITY,
+            "interfaces": uapi_layout.INTERFACE,
+            "pads": uapi_layout.PAD,
+            "links": uapi_layout.LINK,
+        }
         arrays = {name: ctypes.create_string_buffer(getattr(topo, f"num_{name}") * f.size) for name, f in sizes.items()}
         for name, array in arrays.items():
             setattr(topo, f"ptr_{name}", ctypes.addressof(array))
-        fcntl.ioctl(fd, uapi.MEDIA_IOC_G_TOPOLOGY, topo)
+        fcntl.ioctl(fd, uapi_layout.MEDIA_IOC_G_TOPOLOGY, topo)
         digest = hashlib.sha256(struct.pack("<Q", topo.topology_version))
         for array in arrays.values():
             digest.update(array.raw)
@@ -217,7 +222,7 @@ def test_a_null_argument_faults_without_the_shim(hostile: str, baseline: Baselin
 def test_python_ioctl_with_a_null_argument_faults(baseline: Baseline) -> None:
     fd = os.open("/dev/media0", os.O_RDWR)
     try:
-        for request in uapi.REQUESTS:
+        for request in uapi_layout.REQUESTS:
             with pytest.raises(OSError) as fault:
                 fcntl.ioctl(fd, request, 0)
             assert fault.value.errno == errno.EFAULT

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from mdtui.live import uapi
+from allocator.mc import uapi_layout
+from mdtui.live.decode import unpack_device_info
 from mdtui.live.monitor import UdevMonitor
 from mdtui.sources.sim import DEFAULT_WORLD
 
@@ -135,9 +136,9 @@ def test_every_change_arrives_as_a_uevent_through_pyudev() -> None:
 
 
 def device_info(fd: int) -> str:
-    buf = bytearray(uapi.MEDIA_IOC_DEVICE_INFO >> 16 & 0x3FFF)
-    fcntl.ioctl(fd, uapi.MEDIA_IOC_DEVICE_INFO, buf)
-    return uapi.unpack_device_info(bytes(buf)).driver
+    buf = bytearray(uapi_layout.MEDIA_IOC_DEVICE_INFO >> 16 & 0x3FFF)
+    fcntl.ioctl(fd, uapi_layout.MEDIA_IOC_DEVICE_INFO, buf)
+    return unpack_device_info(bytes(buf)).driver
 
 
 def test_media_device_test_and_open_loops_replica() -> None:

@@ -12,7 +12,7 @@ from textual.pilot import Pilot
 from mdtui.app import MdtuiApp
 from mdtui.live.monitor import UdevMonitor
 from mdtui.model import SystemSnapshot
-from mdtui.scenarios import fake_clock
+from mdtui.scenarios import fake_clock, on_update, settle
 from mdtui.screens.choice import ChoiceScreen, ConfirmScreen
 from mdtui.sources.live import LiveSource
 
@@ -24,8 +24,7 @@ class Recorder:
         self.wakeups = 0
         self.applied: list[tuple[int | None, int]] = []  # (media0 refcount, wakeups so far)
         source = app.source
-        readable: Callable[[], None] = source.handle_readable  # type: ignore[attr-defined]
-        apply = app._apply
+        readable: Callable[[], None] = source.handle_readable
 
         def on_readable() -> None:
             # the rig sends an unbind's seven uevents back to back; the app may wake up after
@@ -35,13 +34,16 @@ class Recorder:
             self.wakeups += 1
             readable()
 
-        def on_apply(snap: SystemSnapshot) -> None:
-            apply(snap)
-            dev = snap.device("1-1")
-            self.applied.append((dev.refcount if dev else None, self.wakeups))
+        source.handle_readable = on_readable  # type: ignore[method-assign]
 
-        source.handle_readable = on_readable  # type: ignore[attr-defined]
-        app._apply = on_apply  # type: ignore[method-assign]
+    def attach(self, app: MdtuiApp) -> None:
+        """Record from now on (the app must be running), starting with what it shows."""
+        self.record(app.snapshot)
+        on_update(app, lambda update: self.record(update.snapshot))
+
+    def record(self, snap: SystemSnapshot) -> None:
+        dev = snap.device("1-1")
+        self.applied.append((dev.refcount if dev else None, self.wakeups))
 
 
 def make_app() -> tuple[MdtuiApp, Recorder]:
@@ -51,7 +53,8 @@ def make_app() -> tuple[MdtuiApp, Recorder]:
 
 async def unbind_au0828(pilot: Pilot, recorder: Recorder) -> None:
     app = pilot.app
-    await app.settle()  # type: ignore[attr-defined]
+    recorder.attach(app)
+    await settle(app)
     assert recorder.applied[-1] == (2, 0)
     await pilot.press("u")
     assert isinstance(app.screen, ChoiceScreen)
@@ -62,13 +65,13 @@ async def unbind_au0828(pilot: Pilot, recorder: Recorder) -> None:
         if recorder.applied[-1][0] == 1:
             break
         await asyncio.sleep(0.025)
-    await app.settle()  # type: ignore[attr-defined]
+    await settle(app)
     # module refcnts move with every open and close of /dev/mediaN (the app's own reads
     # too), and a close the rig learns of late shows as a stale refcnt: read once more when
     # all is quiet, so the screen is the same on every run
     await asyncio.sleep(0.1)
-    app._request_snapshot()  # type: ignore[attr-defined]
-    await app.settle()  # type: ignore[attr-defined]
+    app.pipeline.refresh()
+    await settle(app)
     await pilot.pause()
 
 

@@ -1,0 +1,60 @@
+"""The command palette: every action by name, the lifecycle steps computed from the current
+snapshot.  A hit runs an app action (``perform``, ``export_dot``...), so this module knows
+the app only through the actions it declares."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Protocol
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from .commands import COMMANDS, Step, available
+from .model import MediaDeviceView, SystemSnapshot
+
+
+class Inspector(Protocol):
+    """What the palette reads from the app."""
+
+    snapshot: SystemSnapshot
+
+    @property
+    def selected_device(self) -> MediaDeviceView | None: ...
+
+    @property
+    def simulated(self) -> bool: ...
+
+
+class ActionCommands(Provider):
+    def _commands(self) -> list[tuple[str, Callable[[], object], str]]:
+        app = self.app
+        inspector: Inspector = app  # type: ignore[assignment]
+
+        def run(action: str) -> Callable[[], object]:
+            return partial(app.call_later, app.run_action, action)
+
+        def where(step: Step) -> str:
+            return "simulated kernel" if COMMANDS[step.command].sim_only else "sysfs"
+
+        out = [
+            (c.label, run(f"perform({str(c.step)!r})"), where(c.step))
+            for c in available(inspector.snapshot, inspector.selected_device, inspector.simulated)
+        ]
+        out += [
+            (c.help[0].upper() + c.help[1:], run(c.binding_action), c.key_display or c.key)
+            for c in COMMANDS.values()
+            if not c.lifecycle and c.name != "quit"
+        ]
+        return out
+
+    async def discover(self) -> Hits:
+        for text, callback, help_text in self._commands():
+            yield DiscoveryHit(text, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for text, callback, help_text in self._commands():
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), callback, help=help_text)

@@ -1,0 +1,226 @@
+"""Drive the TUI with keys and check what the simulated kernel and the screen hold."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from textual import events
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from mdtui.scenarios import make_app, settle
+from mdtui.screens.choice import ChoiceScreen, ConfirmScreen
+from mdtui.screens.help import HelpScreen
+from mdtui.widgets.detail import render_detail
+from mdtui.widgets.event_log import EventLog
+
+from .conftest import step
+
+
+def _refcount(app) -> int | None:
+    return app.snapshot.device("1-1").refcount
+
+
+@pytest.mark.asyncio
+async def test_unbind_and_bind_from_the_keyboard(pilot: Pilot) -> None:
+    app = pilot.app
+    await settle(app)
+    assert _refcount(app) == 2
+    await pilot.press("u")
+    assert isinstance(app.screen, ChoiceScreen)
+    await pilot.press("enter")  # first choice: unbind au0828 from 1-1:1.0
+    await settle(app)
+    assert _refcount(app) == 1
+    assert app.source.kernel.usb.find_interface("1-1:1.0").driver is None
+    log = app.query_one(EventLog)
+    assert any("media0 refcount 2→1 (au0828 unbound 1-1:1.0)" in e.text for e in log.entries)
+    await pilot.press("b", "enter")  # bind au0828 to 1-1:1.0
+    await settle(app)
+    assert _refcount(app) == 2
+
+
+@pytest.mark.asyncio
+async def test_refused_rmmod_is_a_notification_with_the_kernel_wording(pilot: Pilot) -> None:
+    app = pilot.app
+    await pilot.press("r", "enter")  # rmmod au0828 (first loaded module)
+    await settle(app)
+    notes = list(app._notifications)
+    assert [n.message for n in notes] == ["rmmod: ERROR: Module au0828 is in use"]
+    assert notes[0].title == "rmmod au0828: EBUSY" and notes[0].severity == "error"
+    assert "au0828" in app.source.kernel.modules
+
+
+@pytest.mark.asyncio
+async def test_escape_cancels_a_choice(pilot: Pilot) -> None:
+    app = pilot.app
+    await pilot.press("u", "escape")
+    await settle(app)
+    assert _refcount(app) == 2 and not isinstance(app.screen, ChoiceScreen)
+
+
+@pytest.mark.asyncio
+async def test_plug_open_close_unplug(pilot: Pilot) -> None:
+    app = pilot.app
+    await pilot.press("p", "enter")  # plug hvr950q
+    await settle(app)
+    assert [d.key for d in app.snapshot.media_devices] == ["1-1", "1-2:1.0", "1-3"]
+    await pilot.press("o", "enter")  # first node of the selected device (media0's stick)
+    await settle(app)
+    assert len(app.snapshot.open_files) == 1
+    await pilot.press("c", "enter")
+    await settle(app)
+    assert app.snapshot.open_files == ()
+    await pilot.press("down")  # select the webcam: unplug offers its stick first
+    await pilot.press("x", "enter")
+    await settle(app)
+    assert [d.key for d in app.snapshot.media_devices] == ["1-1", "1-3"]
+    await pilot.press("2")
+    assert app.query_one("#tabs").active == "tab-graph"
+    assert app.source.kernel.check() == []
+
+
+@pytest.mark.asyncio
+async def test_filter_help_and_palette(pilot: Pilot) -> None:
+    app = pilot.app
+    await pilot.press("r", "enter")
+    await settle(app)
+    await pilot.press("slash")
+    assert app.focused is app.query_one("#filter", Input)
+    await pilot.press(*"kind:error")
+    log = app.query_one(EventLog)
+    assert log.query_text == "kind:error" and len(log.lines) == 1
+    await pilot.press("escape")
+    assert log.query_text == "" and len(log.lines) > 1
+    await pilot.press("question_mark")
+    assert isinstance(app.screen, HelpScreen)
+    await pilot.press("escape")
+    await pilot.press("ctrl+p")
+    await pilot.press(*"unbind au0828")
+    await pilot.pause(0.3)
+    await pilot.press("enter")
+    await settle(app)
+    assert _refcount(app) == 1
+
+
+@pytest.mark.asyncio
+async def test_export_dot_and_screenshot(tmp_path: Path) -> None:
+    app = make_app(export_dir=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("d", "s")
+        await settle(app)
+        dot = (tmp_path / "mdtui-media0.dot").read_text()
+        assert dot.startswith("digraph board {") and "intf_devnode_" in dot
+        assert [p.suffix for p in tmp_path.iterdir() if p.suffix == ".svg"] == [".svg"]
+
+
+@pytest.mark.asyncio
+async def test_selection_follows_the_cursor_and_survives_updates(pilot: Pilot) -> None:
+    app = pilot.app
+    await pilot.press("down")
+    await settle(app)
+    assert app.selected_device.key == "1-2:1.0"
+    app.perform(step("unbind au0828 1-1:1.0"))
+    await settle(app)
+    assert app.selected_device.key == "1-2:1.0"  # an update elsewhere keeps the selection
+
+
+@pytest.mark.asyncio
+async def test_an_anomaly_is_shown_on_the_row_and_in_the_detail() -> None:
+    from allocator.device import MinorAllocator
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        k = app.source.kernel
+        for line in ("unbind au0828 1-1:1.0", "unbind snd-usb-audio 1-1:1.1"):
+            app.perform(step(line))
+            await settle(app)
+        k.video_minors = MinorAllocator(0)  # au0828's probe will fail after allocating...
+        app.perform(step("bind au0828 1-1:1.0"))  # ...and mainline leaks its reference
+        await settle(app)
+        [dev] = [d for d in app.snapshot.media_devices if d.key == "1-1"]
+        assert dev.state == "ANOMALY" and dev.anomalies == ("refcount 1 != 0 holders (nobody)",)
+        await pilot.press("up")
+        await settle(app)
+        assert app.selected_device.key == "1-1"
+        console = Console(width=120, record=True, file=io.StringIO())
+        console.print(render_detail(app.selected_device, app.snapshot))
+        assert "ANOMALY  refcount 1 != 0 holders (nobody)" in console.export_text()
+
+
+@pytest.mark.asyncio
+async def test_destructive_actions_ask_first_when_not_simulated() -> None:
+    app = make_app()
+    app.source.simulated = False  # what a live source declares
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.perform(step("unbind au0828 1-1:1.0"))
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await settle(app)
+        assert _refcount(app) == 2
+        app.perform(step("unbind au0828 1-1:1.0"))
+        await pilot.pause()
+        await pilot.press("y")
+        await settle(app)
+        assert _refcount(app) == 1
+        assert app.check_action("choose", ("plug",)) is False  # sim-only actions are hidden
+
+
+def _keys_before_the_screen_is_gone(app, *keys: str) -> None:
+    """Queue keys at once, as a terminal delivers them when typed faster than a frame:
+    ``pilot.press`` would wait for each to be handled."""
+    for key in keys:
+        app.post_message(events.Key(key, "\r" if key == "enter" else None))
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("opener", "keys"),
+    [
+        ("u", ("enter", "enter")),  # ChoiceScreen: choose twice
+        ("u", ("escape", "escape", "escape")),
+        ("question_mark", ("escape", "escape")),  # HelpScreen
+    ],
+)
+async def test_a_dialog_answers_once(pilot: Pilot, opener: str, keys: tuple[str, ...]) -> None:
+    app = pilot.app
+    await settle(app)
+    await pilot.press(opener)
+    _keys_before_the_screen_is_gone(app, *keys)
+    await pilot.pause()
+    await settle(app)
+    assert len(app.screen_stack) == 1 and app.return_code is None  # alive, main screen
+    assert _refcount(app) == (1 if keys[0] == "enter" else 2)  # one unbind, not two
+
+
+@pytest.mark.asyncio
+async def test_a_confirmation_answers_once() -> None:
+    app = make_app()
+    app.source.simulated = False
+    answers: list[bool | None] = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.push_screen(ConfirmScreen("Really?"), answers.append)
+        await pilot.pause()
+        _keys_before_the_screen_is_gone(app, "y", "y", "n")
+        await pilot.pause()
+        assert answers == [True] and len(app.screen_stack) == 1 and app.return_code is None
+
+
+@pytest.mark.asyncio
+async def test_a_crash_exits_1_and_keeps_the_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    app = make_app()
+
+    def broken() -> None:
+        raise RuntimeError("injected by the test")
+
+    monkeypatch.setattr(app, "action_help", broken)
+    with pytest.raises(RuntimeError):
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("question_mark")
+    assert app.return_code == 1
+    assert app.crash_report is not None and app.crash_report.parent == tmp_path / "mdtui"
+    assert "RuntimeError: injected by the test" in app.crash_report.read_text()
