@@ -43,6 +43,11 @@ def _bound_driver(snap: SystemSnapshot | None, interface: str) -> str:
     return found or ""
 
 
+def _known(value: int | None) -> str:
+    """A module refcnt that could not be read (/sys/module/NAME unreadable) is unknown, not "None"."""
+    return "unknown" if value is None else str(value)
+
+
 def _name(d: MediaDeviceView) -> str:
     return d.name
 
@@ -65,7 +70,8 @@ def diff(before: SystemSnapshot | None, after: SystemSnapshot, cause: str = "") 
         if o.refcount != d.refcount:
             out.append(Change(_name(d), f"{_name(d)} refcount {o.fact(o.refcount)}→{d.fact(d.refcount)}{why}"))
         if o.owner_refcnt != d.owner_refcnt and d.owner:
-            out.append(Change(_name(d), f"{_name(d)} owner {d.owner} refcnt {o.owner_refcnt}→{d.owner_refcnt}{why}"))
+            refcnt = f"{_known(o.owner_refcnt)}→{_known(d.owner_refcnt)}"
+            out.append(Change(_name(d), f"{_name(d)} owner {d.owner} refcnt {refcnt}{why}"))
         for a in sorted(set(d.anomalies) - set(o.anomalies)):
             out.append(Change(_name(d), f"{_name(d)} ANOMALY {a}"))
     for key, o in old.items():

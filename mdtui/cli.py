@@ -136,6 +136,9 @@ def main(
 ) -> int:
     out = stdout or sys.stdout
     args = parser().parse_args(argv)
+    if out is None and args.command in ("dump", "watch"):  # started with stdout closed (>&-)
+        print(f"mdtui {args.command}: no standard output to write to (EBADF)", file=sys.stderr)
+        return 1
     if args.command == "rig":
         from .rig import launch
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import select
 import signal
 import sys
@@ -44,18 +45,38 @@ def _wait_for_hangup(fd: int, on_hangup: Callable[[], None]) -> None:
             return
 
 
+#: seconds an orderly exit may take once the terminal is gone or a signal asked for it
+EXIT_GRACE = 3.0
+
+
+def _exit_anyway(status: int) -> None:
+    """The backstop of an exit that was asked for: the kernel follows a hangup's SIGHUP with
+    SIGCONT, on which Textual restarts its output to the dead terminal, and its shutdown can
+    then block for good on the writer's full queue.  After ``EXIT_GRACE`` the process ends
+    with ``status`` whatever is still running."""
+    timer = threading.Timer(EXIT_GRACE, os._exit, args=(status,))
+    timer.daemon = True
+    timer.start()
+
+
 def watch(loop: asyncio.AbstractEventLoop, quit_with: Callable[[int], None]) -> Callable[[], None]:
     """Call ``quit_with(status)`` on the loop when the terminal hangs up or SIGHUP/SIGTERM
-    arrives (status 129 / 143, as a shell would report).  Returns the undo for the signal
+    arrives (status 129 / 143, as a shell would report), and end the process with that status
+    if the orderly exit has not within ``EXIT_GRACE``.  Returns the undo for the signal
     handlers; the watching thread is a daemon and ends with the process."""
+
+    def end(status: int) -> None:
+        _exit_anyway(status)
+        quit_with(status)
+
     handled = (signal.SIGHUP, EXIT_HANGUP), (signal.SIGTERM, EXIT_TERMINATED)
     for signum, status in handled:
-        loop.add_signal_handler(signum, quit_with, status)
+        loop.add_signal_handler(signum, end, status)
     fd = _terminal_fd()
     if fd is not None:
         watcher = threading.Thread(
             target=_wait_for_hangup,
-            args=(fd, lambda: loop.call_soon_threadsafe(quit_with, EXIT_HANGUP)),
+            args=(fd, lambda: (_exit_anyway(EXIT_HANGUP), loop.call_soon_threadsafe(quit_with, EXIT_HANGUP))),
             name="mdtui-hangup",
             daemon=True,
         )

@@ -216,11 +216,12 @@ class Sysfs:
     def media_entries(self) -> list[MediaEntry]:
         """Every media device on the media bus, each with its real directory or the reason
         it has none: a device that cannot be resolved is still listed, never dropped."""
-        paths = self._enumerate("media")
-        if paths is not None:
-            return [MediaEntry(Path(p).name, Path(p)) for p in paths]
         base = self.sys / "bus" / "media" / "devices"
-        return [self._entry(base, name) for name in self.listdir(base)]
+        found = {Path(p).name: MediaEntry(Path(p).name, Path(p)) for p in self._enumerate("media") or ()}
+        # libudev silently skips a device whose directory it cannot read: the bus's own
+        # listing names it, and it is shown with the reason
+        names = sorted(set(found) | set(self.listdir(base)))
+        return [found[name] if name in found else self._entry(base, name) for name in names]
 
     def _entry(self, base: Path, name: str) -> MediaEntry:
         try:

@@ -112,7 +112,8 @@ def _allocator_lines(dev: MediaDeviceView) -> list[str]:
     ]
     if dev.owner:
         sharers = "" if dev.owner_refs_from_sharers is None else f", {dev.owner_refs_from_sharers} from sharers"
-        lines.append(f"owner module      {dev.owner} (refcnt {dev.owner_refcnt}{sharers})")
+        owner_refcnt = "unknown" if dev.owner_refcnt is None else dev.owner_refcnt  # /sys/module/NAME unreadable
+        lines.append(f"owner module      {dev.owner} (refcnt {owner_refcnt}{sharers})")
     elif dev.unread is not None:
         lines.append(f"owner module      {dev.unread.unknown}")
     else:

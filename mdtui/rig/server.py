@@ -141,8 +141,8 @@ class Rig:
         for module in self.kernel.view.modules():
             entry = refcnt(module)
             path = self.root / entry.path.lstrip("/")
-            with contextlib.suppress(FileNotFoundError):
-                if path.read_text() != entry.data:
+            with contextlib.suppress(FileNotFoundError):  # anything else written there is put right
+                if path.read_bytes() != entry.data.encode():
                     staged = path.with_name(".refcnt")  # replaced whole: a reader never sees it empty
                     staged.write_text(entry.data)
                     staged.replace(path)

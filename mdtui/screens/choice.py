@@ -5,14 +5,14 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from ..commands import Choice
-from .dialog import Dialog
 
 
-class ChoiceScreen(Dialog[Choice | None]):
+class ChoiceScreen(ModalScreen[Choice | None]):
     BINDINGS = [Binding("escape", "dismiss_none", "Cancel")]
 
     def __init__(self, title: str, choices: list[Choice]) -> None:
@@ -27,13 +27,13 @@ class ChoiceScreen(Dialog[Choice | None]):
             yield Label("enter: choose   esc: cancel", classes="dialog-hint")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        self.answer(self.choices[int(event.option.id or 0)])
+        self.dismiss(self.choices[int(event.option.id or 0)])
 
     def action_dismiss_none(self) -> None:
-        self.answer(None)
+        self.dismiss(None)
 
 
-class ConfirmScreen(Dialog[bool]):
+class ConfirmScreen(ModalScreen[bool]):
     """Asks before a destructive action on a live system."""
 
     BINDINGS = [
@@ -51,4 +51,4 @@ class ConfirmScreen(Dialog[bool]):
             yield Label("y: yes   n / esc: no", classes="dialog-hint")
 
     def action_answer(self, yes: bool) -> None:
-        self.answer(yes)
+        self.dismiss(yes)

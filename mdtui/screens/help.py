@@ -5,10 +5,10 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
 from ..commands import COMMANDS
-from .dialog import Dialog
 
 HELP = """\
 # mdtui
@@ -41,7 +41,7 @@ def key_table() -> str:
     return "\n".join(["| key | action |", "|---|---|", *(f"| {key} | {text} |" for key, text in rows)])
 
 
-class HelpScreen(Dialog[None]):
+class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
 
     def compose(self) -> ComposeResult:
@@ -49,4 +49,4 @@ class HelpScreen(Dialog[None]):
             yield Markdown(HELP.format(keys=key_table()))
 
     def action_close(self) -> None:
-        self.answer(None)
+        self.dismiss(None)

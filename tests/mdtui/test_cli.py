@@ -308,3 +308,11 @@ def test_dump_and_watch_never_import_textual(tmp_path: Path, argv: tuple[str, ..
     proc = subprocess.run([sys.executable, "-c", NO_TEXTUAL, *args], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout
+
+
+def test_a_closed_standard_output_is_named() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mdtui", "dump", "--source", "sim"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True, timeout=60, preexec_fn=lambda: os.close(1),
+    )
+    assert (proc.returncode, proc.stderr) == (1, "mdtui dump: no standard output to write to (EBADF)\n")

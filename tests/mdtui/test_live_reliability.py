@@ -293,6 +293,33 @@ def test_a_directory_that_cannot_be_resolved_is_listed_with_why(
     assert cam.refcount is None and cam.holders == () and cam.usb_device is None
 
 
+def test_a_device_libudev_skips_is_still_listed(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """libudev leaves out a device whose directory it cannot read (found on the rig as a
+    non-root user): the media bus's own listing still names it, shown with why."""
+
+    class Udev:
+        def list_devices(self, subsystem: str) -> object:
+            if subsystem != "media":
+                raise OSError(errno.ENOSYS, "list it directly")  # the reader then lists sysfs itself
+            return [type("D", (), {"sys_path": str(rig.root / "sys" / "bus" / "media" / "devices" / "media1")})()]
+
+    monkeypatch.setattr(rig.live.sysfs, "_udev", Udev())
+    real = os.path.realpath
+    denied = str(rig.root / "sys" / "bus" / "media" / "devices" / "media0")
+
+    def realpath(path: object, *args: object, **kwargs: object) -> str:
+        if str(path) == denied:
+            raise PermissionError(errno.EACCES, "Permission denied", denied)
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os.path, "realpath", realpath)
+    rig.live.invalidate()
+    snap = rig.live.snapshot()
+    assert sorted(d.name for d in snap.media_devices) == ["media0", "media1"]
+    hvr = device(snap, "media0")
+    assert hvr.unread is not None and hvr.unread.errno == "EACCES"
+
+
 # -- 4. ancillary links, pads of missing entities, parents that are no USB device ----------
 
 

@@ -85,6 +85,17 @@ def test_the_tui_ends_when_its_terminal_goes_away(tmp_path: Path) -> None:
     assert time.monotonic() - started < 3
 
 
+def test_the_tui_ends_after_a_hangup_followed_by_sigcont(tmp_path: Path) -> None:
+    """What the kernel does at a hangup: SIGHUP, then SIGCONT, on which Textual restarts its
+    output to the dead terminal (its shutdown could then block for good)."""
+    term = Terminal(tmp_path)
+    term.wait_for(b"HVR-950Q")
+    term.hang_up()
+    term.child.send_signal(signal.SIGHUP)
+    term.child.send_signal(signal.SIGCONT)
+    assert term.finish(timeout=10) == EXIT_HANGUP
+
+
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGHUP, EXIT_HANGUP), (signal.SIGTERM, EXIT_TERMINATED)])
 def test_sighup_and_sigterm_end_the_tui(tmp_path: Path, signum: int, status: int) -> None:
     term = Terminal(tmp_path)

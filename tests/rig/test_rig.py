@@ -176,3 +176,15 @@ def test_media_device_test_and_open_loops_replica() -> None:
             os.close(fresh)
     finally:
         os.close(kept)
+
+
+def test_garbage_in_a_refcnt_file_is_put_right_and_breaks_no_open() -> None:
+    """Found by a hostile tester: a non-UTF-8 byte written to /sys/module/au0828/refcnt made
+    every later open of /dev/media0 fail (ENXIO) and leak a module reference."""
+    refcnt = Path("/sys/module/au0828/refcnt")
+    refcnt.write_bytes(b"\xff\n")
+    for _ in range(3):
+        assert subprocess.run(["media-ctl", "-p", "-d", "/dev/media0"], capture_output=True).returncode == 0
+    assert refcnt.read_text() == "1\n"
+    assert control("unbind au0828 1-1:1.0") == "ok" and control("unbind snd-usb-audio 1-1:1.1") == "ok"
+    assert control("rmmod au0828") == "ok"
