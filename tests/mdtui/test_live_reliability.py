@@ -272,20 +272,26 @@ def test_symlink_loops_are_shown_with_why(rig: Rig) -> None:
     rig.live.stop()
 
 
-def test_a_directory_that_cannot_be_resolved_is_listed_with_why(
-    rig: Rig,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def _deny_on_the_media_bus(rig: Rig, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """EACCES on resolving /sys/bus/media/devices/NAME, as a directory on the way that the
+    user may not search gives it (root is never denied: patched)."""
     real = os.path.realpath
-    listed = str(rig.root / "sys" / "bus" / "media" / "devices" / "media1")
+    denied = str(rig.root / "sys" / "bus" / "media" / "devices" / name)
 
     def realpath(path: object, *args: object, **kwargs: object) -> str:
-        if str(path) == listed:  # EACCES on a directory on the way (root is never denied)
-            raise PermissionError(errno.EACCES, "Permission denied", listed)
+        if str(path) == denied:
+            raise PermissionError(errno.EACCES, "Permission denied", denied)
         return real(path, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(os.path, "realpath", realpath)
     rig.live.invalidate()
+
+
+def test_a_directory_that_cannot_be_resolved_is_listed_with_why(
+    rig: Rig,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _deny_on_the_media_bus(rig, monkeypatch, "media1")
     snap = rig.live.snapshot()
     assert sorted(d.name for d in snap.media_devices) == ["media0", "media1"]
     cam = device(snap, "media1")
@@ -304,16 +310,7 @@ def test_a_device_libudev_skips_is_still_listed(rig: Rig, monkeypatch: pytest.Mo
             return [type("D", (), {"sys_path": str(rig.root / "sys" / "bus" / "media" / "devices" / "media1")})()]
 
     monkeypatch.setattr(rig.live.sysfs, "_udev", Udev())
-    real = os.path.realpath
-    denied = str(rig.root / "sys" / "bus" / "media" / "devices" / "media0")
-
-    def realpath(path: object, *args: object, **kwargs: object) -> str:
-        if str(path) == denied:
-            raise PermissionError(errno.EACCES, "Permission denied", denied)
-        return real(path, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(os.path, "realpath", realpath)
-    rig.live.invalidate()
+    _deny_on_the_media_bus(rig, monkeypatch, "media0")
     snap = rig.live.snapshot()
     assert sorted(d.name for d in snap.media_devices) == ["media0", "media1"]
     hvr = device(snap, "media0")
