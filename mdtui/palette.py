@@ -5,7 +5,6 @@ the app only through the actions it declares."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import Protocol
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -27,12 +26,22 @@ class Inspector(Protocol):
 
 
 class ActionCommands(Provider):
+    """One per opening of the palette: it runs at most one action, however often enter is
+    pressed before the palette has closed (the palette would call its hit each time)."""
+
+    _chosen = False
+
     def _commands(self) -> list[tuple[str, Callable[[], object], str]]:
         app = self.app
         inspector: Inspector = app  # type: ignore[assignment]
 
         def run(action: str) -> Callable[[], object]:
-            return partial(app.call_later, app.run_action, action)
+            def once() -> None:
+                if not self._chosen:
+                    self._chosen = True
+                    app.call_later(app.run_action, action)
+
+            return once
 
         def where(step: Step) -> str:
             return "simulated kernel" if COMMANDS[step.command].sim_only else "sysfs"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 from textual import events
+from textual.command import CommandList
 from textual.pilot import Pilot
 from textual.widgets import Input
 
@@ -226,3 +227,18 @@ async def test_a_crash_exits_1_and_keeps_the_traceback(tmp_path: Path, monkeypat
     assert app.return_code == 1
     assert app.crash_report is not None and app.crash_report.parent == tmp_path / "mdtui"
     assert "RuntimeError: injected by the test" in app.crash_report.read_text()
+
+
+@pytest.mark.asyncio
+async def test_the_palette_runs_one_step_however_often_enter_is_pressed(pilot: Pilot) -> None:
+    app = pilot.app
+    await pilot.press("ctrl+p", *"unbind au0828")
+    for _ in range(100):  # its hits are gathered in the background: wait for one to be highlighted
+        await pilot.pause(0.05)
+        if app.screen.query_one(CommandList).highlighted is not None:
+            break
+    _keys_before_the_screen_is_gone(app, "enter", "enter", "enter")
+    await pilot.pause()
+    await settle(app)
+    assert _refcount(app) == 1 and len(app.screen_stack) == 1
+    assert not [n for n in app._notifications if "ENODEV" in str(n.title)]  # no second unbind refused
