@@ -10,8 +10,10 @@ comes back as a notification in the kernel's wording.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import App, ComposeResult
@@ -34,13 +36,20 @@ from .sources import Source
 from .widgets.detail import Detail
 from .widgets.device_list import DeviceList
 from .widgets.event_log import EventLog
-from .widgets.graph import EntityTree, GraphDrawing, InterfaceTable
 from .widgets.modules import ModuleList
 
 textual_fixes.apply()
 
+if TYPE_CHECKING:
+    from .widgets.graph import EntityTree, GraphDrawing, InterfaceTable
+
+    GraphView = EntityTree | GraphDrawing | InterfaceTable
+
+GRAPH_TABS = ("tab-graph", "tab-drawing", "tab-interfaces")
+
 #: seconds without updates after which a full garbage collection runs (once, not periodically)
 IDLE_GC_AFTER = 2.0
+
 
 class Updated(Message):
     """The pipeline has an update ready.  Notifications that pile up coalesce into one; the
@@ -60,7 +69,9 @@ class MdtuiApp(App[None]):
     CSS_PATH = Path(__file__).with_name("app.tcss")
     COMMANDS = App.COMMANDS | {ActionCommands}
     BINDINGS = [
-        Binding(c.key, c.binding_action, c.label, show=c.show, key_display=c.key_display, id=c.name)
+        Binding(
+            c.key, c.binding_action, c.label, show=c.show, key_display=c.key_display, priority=c.priority, id=c.name
+        )
         for c in REGISTRY.values()
     ]
 
@@ -72,7 +83,9 @@ class MdtuiApp(App[None]):
         self.selected_key: str | None = None
         self.pipeline: Pipeline | None = None  # made on mount: it calls back on the event loop
         self._idle_gc: Timer | None = None
+        self._last_update = 0.0
         self._watched: list[int] = []
+        self._graph_views: dict[str, GraphView] = {}
         self._unwatch_terminal: Callable[[], None] | None = None
         #: where the traceback of a crash was saved (see ``mdtui.crash``)
         self.crash_report: Path | None = None
@@ -84,16 +97,13 @@ class MdtuiApp(App[None]):
         yield DeviceList(id="devices")
         with Horizontal(id="main"):
             with TabbedContent(id="tabs"):
-                with TabPane("Allocator", id="tab-allocator"), VerticalScroll():
+                with TabPane("Allocator", id="tab-allocator"):
                     yield Detail(id="detail")
-                with TabPane("Graph", id="tab-graph"):
-                    yield EntityTree(id="tree")
-                with TabPane("Drawing", id="tab-drawing"), VerticalScroll(id="drawing-scroll"):
-                    yield GraphDrawing(id="drawing")
-                with TabPane("Interfaces", id="tab-interfaces"):
-                    yield InterfaceTable(id="interfaces")
-            with VerticalScroll(id="modules"):
-                yield ModuleList()
+                # the other tabs' widgets are made when a tab is first shown (_graph_view)
+                yield TabPane("Graph", id="tab-graph")
+                yield TabPane("Drawing", id="tab-drawing")
+                yield TabPane("Interfaces", id="tab-interfaces")
+            yield ModuleList(id="modules")
         yield EventLog(id="log")
         yield Input(placeholder="filter events: text, or kind:trace / kind:error ...", id="filter")
         yield Footer()
@@ -116,6 +126,17 @@ class MdtuiApp(App[None]):
             self.pipeline.refresh()  # with what starting the monitors noted
         self._apply(self.snapshot)
         self.query_one(DeviceList).focus()
+
+    def _collect_when_idle(self) -> None:
+        """A full collection once updates have stopped for IDLE_GC_AFTER seconds.  One timer
+        at a time, put off while updates keep coming (not a timer per update), and nothing
+        wakes the app once it has run."""
+        quiet = time.monotonic() - self._last_update
+        if quiet < IDLE_GC_AFTER:
+            self._idle_gc = self.set_timer(IDLE_GC_AFTER - quiet, self._collect_when_idle, name="idle gc")
+            return
+        self._idle_gc = None
+        tuning.collect_when_idle()
 
     def _post_updated(self) -> None:
         self.post_message(Updated())
@@ -154,9 +175,9 @@ class MdtuiApp(App[None]):
         self.query_one(EventLog).add_events(update.events, update.changes, update.when)
         self.snapshot = update.snapshot
         self._apply(update.snapshot)
-        if self._idle_gc is not None:
-            self._idle_gc.stop()
-        self._idle_gc = self.set_timer(IDLE_GC_AFTER, tuning.collect_when_idle, name="idle gc")
+        self._last_update = time.monotonic()
+        if self._idle_gc is None:
+            self._idle_gc = self.set_timer(IDLE_GC_AFTER, self._collect_when_idle, name="idle gc")
 
     def _apply(self, snap: SystemSnapshot) -> None:
         self.sub_title = " · ".join(snap.notes)  # the source says what it is reading, and how
@@ -176,16 +197,35 @@ class MdtuiApp(App[None]):
         active = self.query_one(TabbedContent).active
         if active == "tab-allocator":
             self.query_one(Detail).show(dev, self.snapshot)
-        elif active == "tab-graph":
-            self.query_one(EntityTree).show(dev)
-        elif active == "tab-drawing":
-            self.query_one(GraphDrawing).show(dev)
-        elif active == "tab-interfaces":
-            self.query_one(InterfaceTable).show(dev)
+            return
+        view = self._graph_views.get(active)
+        if view is not None and view.is_mounted:  # else it shows the device once mounted
+            view.show(dev)
 
     @on(TabbedContent.TabActivated)
-    def _tab_shown(self) -> None:
+    async def _tab_shown(self, message: TabbedContent.TabActivated) -> None:
+        if message.pane.id in GRAPH_TABS:
+            await self._graph_view(message.pane.id)
         self._show_selected()
+
+    async def _graph_view(self, tab: str) -> GraphView:
+        """The graph tab's widget, made and mounted the first time it is needed: the first
+        frame does without them (and without importing Tree and DataTable)."""
+        view = self._graph_views.get(tab)
+        if view is None:
+            from .widgets import graph
+
+            if tab == "tab-graph":
+                view = graph.EntityTree(id="tree")
+                await self.query_one(f"#{tab}", TabPane).mount(view)
+            elif tab == "tab-drawing":
+                view = graph.GraphDrawing(id="drawing")
+                await self.query_one(f"#{tab}", TabPane).mount(VerticalScroll(view, id="drawing-scroll"))
+            else:
+                view = graph.InterfaceTable(id="interfaces")
+                await self.query_one(f"#{tab}", TabPane).mount(view)
+            self._graph_views[tab] = view
+        return view
 
     @property
     def selected_device(self) -> MediaDeviceView | None:
@@ -203,6 +243,8 @@ class MdtuiApp(App[None]):
     # -- actions -----------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "filter":  # the main screen's; typed into a box (this one, the palette's), "/" is text
+            return self.screen is self.screen_stack[0] and not isinstance(self.focused, Input)
         if action != "choose" or not parameters:
             return True
         command = REGISTRY[str(parameters[0])]
@@ -269,7 +311,9 @@ class MdtuiApp(App[None]):
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.add_class("visible")
-        box.focus()
+        # now, not after a refresh (Widget.focus): the keys typed after "/" are passed on to
+        # whatever has the focus when the app reads them (the binding is a priority one)
+        self.screen.set_focus(box)
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -286,8 +330,12 @@ class MdtuiApp(App[None]):
             box.remove_class("visible")
             self.query_one(DeviceList).focus()
 
-    def action_toggle_folds(self) -> None:
-        expanded = self.query_one(GraphDrawing).toggle_folds()
+    async def action_toggle_folds(self) -> None:
+        from .widgets.graph import GraphDrawing
+
+        drawing = await self._graph_view("tab-drawing")
+        assert isinstance(drawing, GraphDrawing)
+        expanded = drawing.toggle_folds()
         self.query_one(TabbedContent).active = "tab-drawing"
         self.notify("Numbered runs unfolded." if expanded else "Numbered runs folded.")
 

@@ -58,6 +58,9 @@ class Command:
     sim_only: bool = False  # only the simulated kernel can do it
     destructive: bool = False  # on a live system, asks first
     show: bool = True  # in the footer
+    #: its key is taken when the app reads it, before the keys typed after it are passed on
+    #: (a key that moves the focus: what is typed next goes where it moved)
+    priority: bool = False
 
     @property
     def lifecycle(self) -> bool:
@@ -145,7 +148,10 @@ COMMANDS: dict[str, Command] = {
     for c in (
         Command("quit", "q", "Quit", "quit"),
         Command("help", "question_mark", "Help", "this help", key_display="?"),
-        Command("filter", "slash", "Filter", "filter the event log (`kind:error`, or any text; esc clears)", "/"),
+        Command(
+            "filter", "slash", "Filter", "filter the event log (`kind:error`, or any text; esc clears)", "/",
+            priority=True,
+        ),
         Command(
             "unbind", "u", "Unbind", "unbind a driver from the selected device's USB device",
             usage="DRIVER INTF", arity=(2, 2), title="Unbind which driver?", choices=unbind_choices,

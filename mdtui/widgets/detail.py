@@ -4,38 +4,71 @@ still shows (the parent, the drivers bound there and their modules) is shown."""
 
 from __future__ import annotations
 
-from rich.console import Group, RenderableType
-from rich.markup import escape
-from rich.table import Table
+from collections.abc import Hashable
+
+import rich
+from rich.console import Console
 from rich.text import Text
 
 from ..model import ANCILLARY, MediaDeviceView, SystemSnapshot, links_of_kind
 from ..render.text import bound_text
-from .inplace import InPlace
+from .lines import Lines, Pieces
+
+#: a labelled row of the detail (the value may span lines), or a line of its own (no label)
+Row = tuple[str | None, Text]
 
 
-def render_detail(dev: MediaDeviceView | None, snap: SystemSnapshot) -> RenderableType:
+def detail_rows(dev: MediaDeviceView | None, snap: SystemSnapshot) -> list[Row]:
     if dev is None:
         if snap.source == "live":
-            return Text("No media device on this machine. `mdtui --source sim` shows the simulated one.", style="dim")
-        return Text("No media device. Plug one in (p) or load a driver (m).", style="dim")
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column()
-    grid.add_row(*_key_row(dev, snap))
-    for row in _allocator_rows(dev):
-        grid.add_row(*row)
-    grid.add_row("holders", _holders(dev))
+            why = "No media device on this machine. `mdtui --source sim` shows the simulated one."
+        else:
+            why = "No media device. Plug one in (p) or load a driver (m)."
+        return [(None, Text(why, style="dim"))]
+    rows: list[Row] = [(None, Text(f"{dev.devnode or dev.name}  {dev.info.model}", style="bold underline"))]
+    labelled: list[tuple[str, Text | str]] = [_key_row(dev, snap), *_allocator_rows(dev), ("holders", _holders(dev))]
     if dev.bound is not None and (dev.unread is not None or dev.usb_device is None):
         bound = Text("\n".join(bound_text(b, snap) for b in dev.bound)) if dev.bound else Text("none", style="dim")
-        grid.add_row("bound drivers", bound)
-    for row in _graph_rows(dev):
-        grid.add_row(*row)
-    title = f"{dev.devnode or dev.name}  {dev.info.model}"
-    parts: list[RenderableType] = [Text(title, style="bold underline"), grid]
-    for a in dev.anomalies:
-        parts.append(Text(f"ANOMALY  {a}", style="bold red"))
-    return Group(*parts)
+        labelled.append(("bound drivers", bound))
+    labelled += _graph_rows(dev)
+    rows += [(label, value if isinstance(value, Text) else Text(value)) for label, value in labelled]
+    rows += [(None, Text(f"ANOMALY  {a}", style="bold red")) for a in dev.anomalies]
+    return rows
+
+
+def layout(
+    rows: list[Row], width: int, console: Console, cache: dict[Hashable, list[Pieces]] | None = None
+) -> tuple[Pieces, ...]:
+    """Labels in a bold column, values wrapped beside it (a continuation indented under the
+    value), lines of their own wrapped at ``width``.  ``cache`` keeps each row's lines
+    (most updates change one row of the detail)."""
+    label_width = max((len(label) for label, _ in rows if label is not None), default=0) + 2
+    out: list[Pieces] = []
+    for label, value in rows:
+        key = (label, label_width, width, value.plain, str(value.style), tuple(value.spans))
+        lines = cache.get(key) if cache is not None else None
+        if lines is None:
+            lines = _wrap(label, value, label_width if label is not None else 0, width, console)
+            if cache is not None:
+                cache[key] = lines
+        out += lines
+    return tuple(out)
+
+
+def _wrap(label: str | None, value: Text, indent: int, width: int, console: Console) -> list[Pieces]:
+    out: list[Pieces] = []
+    for n, part in enumerate(value.split("\n")):
+        for m, line in enumerate(part.wrap(console, max(10, width - indent), justify="default", overflow="fold")):
+            head = (label if label is not None and n == m == 0 else "").ljust(indent)
+            pieces = tuple((seg.text, str(seg.style or "")) for seg in line.render(console))
+            out.append(((head, "bold"), *pieces) if indent else pieces)
+    return out
+
+
+def render_detail(dev: MediaDeviceView | None, snap: SystemSnapshot, width: int = 100) -> Text:
+    """The detail as one Text, laid out at ``width`` (tests, and anything not on screen)."""
+    rows = layout(detail_rows(dev, snap), width, rich.get_console())
+    return Text("\n", end="").join(Text.assemble(*row) for row in rows)
 
 
 def _unknown(dev: MediaDeviceView) -> Text:
@@ -45,23 +78,23 @@ def _unknown(dev: MediaDeviceView) -> Text:
 def _key_row(dev: MediaDeviceView, snap: SystemSnapshot) -> tuple[str, str]:
     """The USB key device with its ids, or the real parent of any other media device."""
     if dev.usb_device is None:
-        return "parent", escape(dev.parent_device or "none")
+        return "parent", dev.parent_device or "none"
     usb = snap.usb(dev.usb_device)
     ident = f"  {usb.vendor:04x}:{usb.product_id:04x} {usb.product}" if usb else ""
-    return "key device", escape(f"{dev.key}{ident}")  # sysfs strings: never markup
+    return "key device", f"{dev.key}{ident}"  # plain text: sysfs strings are never markup
 
 
-def _allocator_rows(dev: MediaDeviceView) -> list[tuple[str, RenderableType]]:
+def _allocator_rows(dev: MediaDeviceView) -> list[tuple[str, Text | str]]:
     if not dev.shared:
         return [("allocator", Text("not shared: the driver's own media device", style="dim"))]
     inferred = " (inferred)" if dev.inferred else ""
-    rows: list[tuple[str, RenderableType]] = [
+    rows: list[tuple[str, Text | str]] = [
         ("allocator", Text(f"shared: media_device_usb_allocate(){inferred}", style="cyan")),
         ("refcount", _unknown(dev) if dev.refcount is None else Text(str(dev.refcount), style="bold")),
     ]
     if dev.owner:
         sharers = "" if dev.owner_refs_from_sharers is None else f" ({dev.owner_refs_from_sharers} from sharers)"
-        rows.append(("owner module", escape(f"{dev.owner}   refcnt {dev.owner_refcnt}{sharers}")))
+        rows.append(("owner module", f"{dev.owner}   refcnt {dev.owner_refcnt}{sharers}"))
     elif dev.unread is not None:
         rows.append(("owner module", _unknown(dev)))
     else:
@@ -69,7 +102,7 @@ def _allocator_rows(dev: MediaDeviceView) -> list[tuple[str, RenderableType]]:
     return rows
 
 
-def _holders(dev: MediaDeviceView) -> RenderableType:
+def _holders(dev: MediaDeviceView) -> Text | str:
     if dev.unread is not None:
         return _unknown(dev)
     if not dev.holders:
@@ -83,9 +116,9 @@ def _holders(dev: MediaDeviceView) -> RenderableType:
     return holders
 
 
-def _graph_rows(dev: MediaDeviceView) -> list[tuple[str, RenderableType]]:
+def _graph_rows(dev: MediaDeviceView) -> list[tuple[str, Text | str]]:
     if dev.registered:
-        reg: RenderableType = Text(f"yes, {dev.devnode}")
+        reg = Text(f"yes, {dev.devnode}")
     elif dev.registered_known:
         reg = Text("no: held, not registered", style="yellow")
     else:
@@ -94,11 +127,11 @@ def _graph_rows(dev: MediaDeviceView) -> list[tuple[str, RenderableType]]:
         return [("registered", reg), ("topology", _unknown(dev)), ("DEVICE_INFO", _unknown(dev))]
     t, i = dev.topology, dev.info
     counts = f"{len(t.entities)} entities, {len(t.interfaces)} interfaces, {len(t.pads)} pads, {len(t.links)} links"
-    rows: list[tuple[str, RenderableType]] = [
+    rows: list[tuple[str, Text | str]] = [
         ("registered", reg),
         ("topology", f"version {t.topology_version}"),
         ("counts", counts),
-        ("DEVICE_INFO", escape(f"driver {i.driver}, bus_info {i.bus_info}, hw_revision 0x{i.hw_revision:x}")),
+        ("DEVICE_INFO", f"driver {i.driver}, bus_info {i.bus_info}, hw_revision 0x{i.hw_revision:x}"),
     ]
     names = {e.id: e.name for e in t.entities}
     ancillary = [
@@ -110,27 +143,28 @@ def _graph_rows(dev: MediaDeviceView) -> list[tuple[str, RenderableType]]:
     return rows
 
 
-class Detail(InPlace):
+class Detail(Lines):
+    """Laid out again when the device or the width changes; a change redraws its lines."""
+
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
-        self._shown: object = False
+        self._content: list[Row] = []
+        self._subject: str | None = None
+        self._wrapped: dict[Hashable, list[Pieces]] = {}
 
     def show(self, dev: MediaDeviceView | None, snap: SystemSnapshot) -> None:
-        key = None
-        if dev is not None:
-            key = (
-                dev.key,
-                dev.devnode,
-                dev.refcount,
-                dev.owner_refcnt,
-                dev.holders,
-                dev.anomalies,
-                dev.topology,
-                dev.unread,
-                dev.bound,
-            )
-        if key is not None and key == self._shown:
-            return
-        same_device = key is not None and isinstance(self._shown, tuple) and self._shown[0] == key[0]
-        self._shown = key
-        self.set_renderable(render_detail(dev, snap), new_subject=not same_device)
+        rows = detail_rows(dev, snap)
+        subject = None if dev is None else dev.key
+        if rows != self._content or subject != self._subject:
+            self._content = rows
+            self._layout(shrink=subject != self._subject)  # another device: no blank lines kept
+            self._subject = subject
+
+    def on_resize(self) -> None:
+        self._layout(shrink=True)
+
+    def _layout(self, *, shrink: bool) -> None:
+        width = self.content_size.width or self.app.size.width
+        if len(self._wrapped) > 256:
+            self._wrapped.clear()
+        self.set_rows(layout(self._content, width, self.app.console, self._wrapped), shrink=shrink)

@@ -1,13 +1,19 @@
-"""One row per media device: node, model, driver, refcount, holders, state."""
+"""One row per media device: node, model, driver, refcount, holders, state; a row cursor."""
 
 from __future__ import annotations
 
-from rich.text import Text
+from collections.abc import Hashable
+
+from rich.cells import cell_len
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import DataTable
+from textual.reactive import reactive
 
 from ..model import MediaDeviceView, SystemSnapshot
-from .tables import CompactTable
+from .lines import Lines, Pieces
+from .lines import pieces_width as cell_width
 
 STATE_STYLE = {
     "ANOMALY": "bold red",
@@ -16,66 +22,155 @@ STATE_STYLE = {
     "shared": "bold green",
 }
 
+COLUMNS = ("", "node", "model", "driver", "ref", "holders", "state")
 
-class DeviceList(CompactTable[Text]):
+
+class DeviceList(Lines, can_focus=True):
+    """A row per device (a row is its cells, so an unchanged device is never redrawn); the
+    cursor row is the selected device."""
+
     class Selected(Message):
         def __init__(self, key: str | None) -> None:
             super().__init__()
             self.key = key
 
-    COLUMNS = ("mark", "node", "model", "driver", "ref", "holders", "state")
+    BINDINGS = [
+        Binding("up", "cursor(-1)", "Up", show=False),
+        Binding("down", "cursor(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "cursor(-1_000_000)", "First", show=False),
+        Binding("end", "cursor(1_000_000)", "Last", show=False),
+    ]
+    COMPONENT_CLASSES = {"device-list--header", "device-list--cursor", "device-list--stripe"}
+    DEFAULT_CSS = """
+    DeviceList {
+        height: auto;
+        overflow: hidden auto;
+        background: $surface;
+        & > .device-list--header { text-style: bold; background: $panel; color: $foreground; }
+        & > .device-list--stripe { background: $surface-lighten-1 50%; }
+        &:dark > .device-list--stripe { background: $surface-darken-1 40%; }
+        & > .device-list--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+            text-style: $block-cursor-blurred-text-style;
+        }
+        &:focus {
+            background-tint: $foreground 5%;
+            & > .device-list--cursor {
+                background: $block-cursor-background;
+                color: $block-cursor-foreground;
+                text-style: $block-cursor-text-style;
+            }
+        }
+    }
+    """
 
-    def on_mount(self) -> None:
-        super().on_mount()
-        self.cursor_type = "row"
-        self.zebra_stripes = True
+    cursor: reactive[int] = reactive(0, always_update=False, repaint=False)
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
         self._keys: list[str] = []
-        self._shown: dict[str, tuple[Text, ...]] = {}
-        for key in self.COLUMNS:
-            self.add_column("" if key == "mark" else key, key=key, width=1 if key == "mark" else None)
+        self._cells: list[tuple[Pieces, ...]] = []
+        self._column_widths: tuple[int, ...] = ()
+        #: per device key: the view last shown, its cells and their widths
+        self._known: dict[str, tuple[MediaDeviceView, tuple[Pieces, ...], tuple[int, ...]]] = {}
 
     @property
     def selected_key(self) -> str | None:
-        if not self.row_count:
-            return None
-        return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+        return self._keys[self.cursor] if self._keys else None
+
+    def cells(self, key: str) -> tuple[str, ...]:
+        """The text of a device's cells, as shown."""
+        return tuple("".join(text for text, _ in cell) for cell in self._cells[self._keys.index(key)])
 
     def show(self, snap: SystemSnapshot) -> None:
-        """Update changed cells in place; rebuild only when devices come or go."""
-        rows = {dev.key: self._cells(dev) for dev in snap.media_devices}
-        if list(rows) == self._keys:
-            for key, cells in rows.items():
-                old = self._shown.get(key, ())
-                for column, value, before in zip(self.COLUMNS, cells, old, strict=True):
-                    if value != before:  # widen a column only when a cell outgrows it
-                        wider = len(str(value)) > self.columns[column].content_width  # type: ignore[index]
-                        self.update_cell(key, column, value, update_width=wider)
-            self._shown = rows
-            return
+        """Redraw the rows that changed; say which device is selected when devices come or go."""
         keep = self.selected_key
-        self.clear()
-        for key, cells in rows.items():
-            self.add_row(*cells, key=key)
-        self._keys, self._shown = list(rows), rows
-        if keep in self._keys:
-            self.move_cursor(row=self._keys.index(keep))
-        self.post_message(self.Selected(self.selected_key))
+        keys = [dev.key for dev in snap.media_devices]
+        fit = keys != self._keys or not self._column_widths  # devices came or went: fit the columns again
+        known = self._known
+        self._known = {}
+        rows = []
+        for dev in snap.media_devices:  # a device equal to the one shown keeps its cells
+            seen = known.get(dev.key)
+            if seen is None or seen[0] != dev:
+                cells = self._row_cells(dev)
+                seen = (dev, cells, tuple(cell_width(cell) for cell in cells))
+            self._known[dev.key] = seen
+            rows.append(seen)
+        self._cells = [cells for _, cells, _ in rows]
+        widths = tuple(
+            max([cell_len(title), 0 if fit else self._column_widths[n], *(w[n] for _, _, w in rows)])
+            for n, title in enumerate(COLUMNS)
+        )  # else a column only widens: a cell that comes and goes does not move the others
+        self._column_widths = widths
+        header = tuple(((title, ""),) for title in COLUMNS)
+        self.set_rows(
+            [(cells, widths) for cells in self._cells],
+            header=[(header, widths)],
+            width=sum(widths) + 2 * len(widths),
+            shrink=fit,
+        )
+        if fit:
+            self._keys = keys
+            self.cursor = keys.index(keep) if keep in keys else min(self.cursor, max(0, len(keys) - 1))
+            self.post_message(self.Selected(self.selected_key))
+
+    def render_row(self, row: Hashable) -> Pieces:
+        cells, widths = row  # type: ignore[misc]
+        pieces: list[tuple[str, str]] = []
+        for cell, width in zip(cells, widths, strict=True):
+            pieces += [(" ", ""), *cell, (" " * (width - cell_width(cell) + 1), "")]
+        return tuple(pieces)
+
+    def row_style(self, index: int) -> Style | None:
+        if index == self.cursor:
+            return self.get_component_rich_style("device-list--cursor")
+        return self.get_component_rich_style("device-list--stripe") if index % 2 else None
+
+    def header_style(self) -> Style:
+        return self.get_component_rich_style("device-list--header")
 
     @staticmethod
-    def _cells(dev: MediaDeviceView) -> tuple[Text, ...]:
-        """Every cell a Text: plain strings would be parsed as markup on every render."""
-        mark = Text("⇄", style="bold cyan") if dev.shared else Text(" ")
-        node = Text(dev.name, style="" if dev.registered else "italic yellow")
+    def _row_cells(dev: MediaDeviceView) -> tuple[Pieces, ...]:
+        mark = (("⇄", "bold cyan"),) if dev.shared else ((" ", ""),)
+        node = ((dev.name, "" if dev.registered else "italic yellow"),)
         if dev.unread is not None:  # the ioctls failed: say so, invent nothing (the detail says why)
             unknown = "?" if dev.refcount is None else str(dev.refcount)
-            state = Text(f"unknown: {dev.unread.state}", style="yellow")
-            model, driver = Text(dev.info.model or "?"), Text(dev.info.driver or "?")
-            return mark, node, model, driver, Text(unknown), Text("?"), state
-        ref = Text("-" if dev.refcount is None else str(dev.refcount))
-        holders = Text(", ".join(sorted({h.driver for h in dev.holders})) or "none")
-        state = Text(dev.state, style=STATE_STYLE.get(dev.state, ""))
-        return mark, node, Text(dev.info.model), Text(dev.info.driver), ref, holders, state
+            state = ((f"unknown: {dev.unread.state}", "yellow"),)
+            model, driver = ((dev.info.model or "?", ""),), ((dev.info.driver or "?", ""),)
+            return mark, node, model, driver, ((unknown, ""),), (("?", ""),), state
+        ref = (("-" if dev.refcount is None else str(dev.refcount), ""),)
+        holders = ((", ".join(sorted({h.driver for h in dev.holders})) or "none", ""),)
+        state = ((dev.state, STATE_STYLE.get(dev.state, "")),)
+        return mark, node, ((dev.info.model, ""),), ((dev.info.driver, ""),), ref, holders, state
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        event.stop()
-        self.post_message(self.Selected(str(event.row_key.value) if event.row_key else None))
+    # -- the cursor --------------------------------------------------------------------------
+
+    def watch_cursor(self, old: int, new: int) -> None:
+        self.redraw_row(old)
+        self.redraw_row(new)
+        visible = max(1, self.scrollable_content_region.height - 1)  # the header stays
+        if new < self.scroll_y:
+            self.scroll_to(y=new, animate=False, immediate=True)
+        elif new >= self.scroll_y + visible:
+            self.scroll_to(y=new - visible + 1, animate=False, immediate=True)
+
+    def _move(self, row: int) -> None:
+        row = max(0, min(row, len(self._keys) - 1))
+        if self._keys and row != self.cursor:
+            self.cursor = row
+            self.post_message(self.Selected(self.selected_key))
+
+    def action_cursor(self, delta: int) -> None:
+        self._move(self.cursor + delta)
+
+    def action_page(self, direction: int) -> None:
+        self._move(self.cursor + direction * max(1, self.scrollable_content_region.height - 1))
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is not None and offset.y >= 1:
+            self._move(int(self.scroll_y) + offset.y - 1)

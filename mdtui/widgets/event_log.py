@@ -4,19 +4,17 @@ changes derived from them, coloured by kind and filterable (``/``)."""
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import NamedTuple
-
-from rich.text import Text
-from textual.widgets import RichLog
 
 from allocator import Event
 
 from ..changes import Change
 from ..watch import STYLES, event_text
+from .lines import Lines, Pieces, pieces_width
 
 KEEP = 5000  # entries kept for filtering
-SHOWN = 300  # rendered lines the log keeps (each costs ~50 GC-tracked objects)
+SHOWN = 300  # lines the log keeps on show (each keeps its rendered strip)
 
 
 class Entry(NamedTuple):
@@ -35,41 +33,54 @@ class Entry(NamedTuple):
         q = query.lower()
         return q in self.text.lower() or q in self.device.lower() or q in self.kind
 
-    def render(self) -> Text:
+    def pieces(self) -> Pieces:
         style = "dim" if self.level == "debug" else STYLES.get(self.kind, "")
-        line = Text(f"{self.time:11.6f} ", style="dim")
-        line.append(f"{self.kind:<9} ", style=STYLES.get(self.kind, ""))
-        line.append(f"{self.device:<12} ", style="bold")
-        line.append(self.text, style="bold red" if "ANOMALY" in self.text or self.level == "warn" else style)
-        return line
+        return (
+            (f"{self.time:11.6f} ", "dim"),
+            (f"{self.kind:<9} ", STYLES.get(self.kind, "")),
+            (f"{self.device:<12} ", "bold"),
+            (self.text, "bold red" if "ANOMALY" in self.text or self.level == "warn" else style),
+        )
 
 
-class EventLog(RichLog):
+class EventLog(Lines):
+    """The last ``SHOWN`` matching entries, one per line, following the newest unless scrolled
+    back; an entry is rendered once (the strip cache of ``Lines``) however far it scrolls."""
+
+    DEFAULT_CSS = "EventLog { overflow: auto auto; }"
+
     def __init__(self, **kwargs: object) -> None:
-        super().__init__(max_lines=SHOWN, wrap=False, markup=False, highlight=False, **kwargs)  # type: ignore[arg-type]
+        super().__init__(**kwargs)
         self.entries: deque[Entry] = deque(maxlen=KEEP)
         self.query_text = ""
+        self._shown: deque[Entry] = deque(maxlen=SHOWN)
+        self._width = 0  # the widest entry shown since the last filter
+
+    def render_row(self, row: Hashable) -> Pieces:
+        return row.pieces()  # type: ignore[attr-defined]
 
     def add_events(self, events: Sequence[Event], changes: Sequence[Change] = (), when: float = 0.0) -> None:
         """A batch of events, then the allocator changes they caused (stamped ``when``, the
-        time of the last event behind them), in one write."""
+        time of the last event behind them)."""
         entries = [Entry(e.time, e.kind, e.level, e.device, event_text(e)) for e in events]
         entries += [Entry(when, "allocator", "", c.device, c.text) for c in changes]
-        self._add(entries)
-
-    def _add(self, entries: list[Entry]) -> None:
         self.entries.extend(entries)
-        self._write([e for e in entries if e.matches(self.query_text)])
-
-    def _write(self, entries: list[Entry]) -> None:
-        """One write per batch: every write re-lays out the screen (its virtual size grows)."""
-        if entries:
-            self.write(Text("\n").join(e.render() for e in entries))
+        self._show([e for e in entries if e.matches(self.query_text)])
 
     def set_filter(self, query: str) -> int:
         """Show only matching entries; returns how many match."""
         self.query_text = query.strip()
-        self.clear()
         shown = [e for e in self.entries if e.matches(self.query_text)]
-        self._write(shown[-SHOWN:])
+        self._shown.clear()
+        self._width = 0
+        self._show(shown[-SHOWN:], shrink=True)
         return len(shown)
+
+    def on_mount(self) -> None:
+        self.anchor()  # follow the newest line until the user scrolls back
+
+    def _show(self, entries: list[Entry], *, shrink: bool = False) -> None:
+        if entries or not self.rows or shrink:
+            self._shown.extend(entries)
+            self._width = max([self._width, *(pieces_width(e.pieces()) for e in entries)])
+            self.set_rows(tuple(self._shown), width=self._width, shrink=shrink)

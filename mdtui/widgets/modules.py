@@ -2,34 +2,35 @@
 
 from __future__ import annotations
 
-from rich.text import Text
-
 from ..model import SystemSnapshot
-from .inplace import InPlace
+from .lines import Lines, Pieces
 
 
-def render_modules(snap: SystemSnapshot) -> Text:
+def module_rows(snap: SystemSnapshot) -> tuple[Pieces, ...]:
     """One line per module: name, refcnt ("built-in" for code that cannot be unloaded), and the
     modules using it.  Lines are cropped, never wrapped: the columns stay aligned."""
     width = max((len(m.name) for m in snap.modules), default=6)
-    out = Text(end="")
-    out.append(f"{'Module':<{width}}  {'refcnt':>8}  Used by", style="bold")
+    rows: list[Pieces] = [((f"{'Module':<{width}}  {'refcnt':>8}  Used by", "bold"),)]
     for m in snap.modules:
         refcnt = "built-in" if m.refcnt is None else str(m.refcnt)
-        out.append(f"\n{m.name:<{width}}  {'':>{8 - len(refcnt)}}")  # styled spans carry no padding
-        out.append(refcnt, style="dim" if m.refcnt is None else "bold" if m.refcnt else "")
-        out.append(f"  {','.join(m.used_by)}")
-    return out
+        rows.append(
+            (
+                (f"{m.name:<{width}}  {'':>{8 - len(refcnt)}}", ""),  # styled pieces carry no padding
+                (refcnt, "dim" if m.refcnt is None else "bold" if m.refcnt else ""),
+                (f"  {','.join(m.used_by)}", ""),
+            )
+        )
+    return tuple(rows)
 
 
-class ModuleList(InPlace):
-    DEFAULT_CSS = "ModuleList { text-wrap: nowrap; text-overflow: ellipsis; }"
+class ModuleList(Lines):
+    ELLIPSIS = True
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
-        self._shown: object = None
+        self._names: tuple[str, ...] = ()
 
     def show(self, snap: SystemSnapshot) -> None:
-        if snap.modules != self._shown:
-            self._shown = snap.modules
-            self.set_renderable(render_modules(snap))
+        names = tuple(m.name for m in snap.modules)
+        self.set_rows(module_rows(snap), shrink=names != self._names)  # loaded or unloaded: fit again
+        self._names = names

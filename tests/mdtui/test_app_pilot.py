@@ -92,9 +92,9 @@ async def test_filter_help_and_palette(pilot: Pilot) -> None:
     assert app.focused is app.query_one("#filter", Input)
     await pilot.press(*"kind:error")
     log = app.query_one(EventLog)
-    assert log.query_text == "kind:error" and len(log.lines) == 1
+    assert log.query_text == "kind:error" and len(log.rows) == 1
     await pilot.press("escape")
-    assert log.query_text == "" and len(log.lines) > 1
+    assert log.query_text == "" and len(log.rows) > 1
     await pilot.press("question_mark")
     assert isinstance(app.screen, HelpScreen)
     await pilot.press("escape")
@@ -126,6 +126,16 @@ async def test_selection_follows_the_cursor_and_survives_updates(pilot: Pilot) -
     app.perform(step("unbind au0828 1-1:1.0"))
     await settle(app)
     assert app.selected_device.key == "1-2:1.0"  # an update elsewhere keeps the selection
+    await pilot.click("#devices", offset=(5, 2))  # the border, the header, then media0's row
+    await settle(app)
+    assert app.selected_device.key == "1-1"
+    await pilot.click("#devices", offset=(5, 1))  # the header selects nothing
+    await pilot.press("end")
+    await settle(app)
+    assert app.selected_device.key == "1-2:1.0"
+    await pilot.press("pageup", "up", "up")
+    await settle(app)
+    assert app.selected_device.key == "1-1"
 
 
 @pytest.mark.asyncio
@@ -242,3 +252,33 @@ async def test_the_palette_runs_one_step_however_often_enter_is_pressed(pilot: P
     await settle(app)
     assert _refcount(app) == 1 and len(app.screen_stack) == 1
     assert not [n for n in app._notifications if "ENODEV" in str(n.title)]  # no second unbind refused
+
+
+@pytest.mark.asyncio
+async def test_keys_typed_right_after_slash_go_into_the_filter(pilot: Pilot) -> None:
+    """A terminal hands the app "/kind:error" in one read: the keys after "/" are passed on
+    before "/" has run, so "/" must move the focus at once (a priority binding, focus set now);
+    they were taken as the app's own keys (d exported a DOT file, r asked what to rmmod)."""
+    app = pilot.app
+    burst = "/kind:error"
+    for ch in burst:
+        app.post_message(events.Key("slash" if ch == "/" else "colon" if ch == ":" else ch, ch))
+    await settle(app)
+    box = app.query_one("#filter", Input)
+    assert app.focused is box and box.value == "kind:error"
+    assert app.screen is app.screen_stack[0]  # no dialog opened by a letter
+    for ch in "/x":  # typed into the box, "/" is text
+        app.post_message(events.Key("slash" if ch == "/" else ch, ch))
+    await settle(app)
+    assert box.value == "kind:error/x"
+
+
+@pytest.mark.asyncio
+async def test_slash_in_a_dialog_leaves_the_filter_alone(pilot: Pilot) -> None:
+    app = pilot.app
+    await pilot.press("u")
+    assert isinstance(app.screen, ChoiceScreen)
+    await pilot.press("slash")
+    assert isinstance(app.screen, ChoiceScreen) and not app.query_one("#filter", Input).has_class("visible")
+    await pilot.press("escape")
+    assert app.screen is app.screen_stack[0]

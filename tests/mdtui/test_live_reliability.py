@@ -491,5 +491,5 @@ async def test_the_app_shows_devices_it_cannot_read(rig: Rig, monkeypatch: pytes
             await settle(app)
         from mdtui.widgets.device_list import DeviceList
 
-        row = [str(cell) for cell in app.query_one(DeviceList).get_row("1-1")]
-        assert row[3:] == ["?", "?", "?", "unknown: denied"]  # driver, ref, holders: nothing invented
+        row = app.query_one(DeviceList).cells("1-1")
+        assert row[3:] == ("?", "?", "?", "unknown: denied")  # driver, ref, holders: nothing invented
