@@ -6,9 +6,10 @@ no driver_name so DEVICE_INFO reports the bound driver, ``uvcvideo``).  Nothing 
 the allocator, so nothing is shared.  It claims the video streaming interface.
 
 Approximate graph: the video node entity, then the chain's units (Extension 3, Processing 2,
-Camera 1) linked ENABLED|IMMUTABLE towards the node; processing and extension units have no
-entity function, which is why real kernels log "Entity type for entity Processing 2 was not
-initialized!".  The metadata node is not modelled.
+Camera 1) linked ENABLED|IMMUTABLE towards the node.  The functions are ``uvc_mc_init_entity``'s
+(drivers/media/usb/uvc/uvc_entity.c): the camera terminal a sensor, processing and extension
+units a pixel formatter ("for lack of a better option"), so registering them logs nothing.
+The metadata node is not modelled.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ..mc.device import MediaDevice
 from ..mc.entity import Entity, sink, source
 from ..mc.uapi import (
     MEDIA_ENT_F_CAM_SENSOR,
-    MEDIA_ENT_F_V4L2_SUBDEV_UNKNOWN,
+    MEDIA_ENT_F_PROC_VIDEO_PIXEL_FORMATTER,
     MEDIA_LNK_FL_ENABLED,
     MEDIA_LNK_FL_IMMUTABLE,
 )
@@ -73,8 +74,8 @@ class UvcDriver(UsbDriver):
         dev.v4l2_dev = v4l2.V4l2Device(self.k, intf, mdev, lambda: None, dev)
         dev.vdev = v4l2.video_register_device(dev.v4l2_dev, mdev.model, "video", v4l2.NodeOps(), self.module)
         chain = [
-            Entity("Extension 3", MEDIA_ENT_F_V4L2_SUBDEV_UNKNOWN, (sink(), source()), owner=dev),
-            Entity("Processing 2", MEDIA_ENT_F_V4L2_SUBDEV_UNKNOWN, (sink(), source()), owner=dev),
+            Entity("Extension 3", MEDIA_ENT_F_PROC_VIDEO_PIXEL_FORMATTER, (sink(), source()), owner=dev),
+            Entity("Processing 2", MEDIA_ENT_F_PROC_VIDEO_PIXEL_FORMATTER, (sink(), source()), owner=dev),
             Entity("Camera 1", MEDIA_ENT_F_CAM_SENSOR, (source(),), owner=dev),
         ]
         for entity in chain:

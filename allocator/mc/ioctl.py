@@ -151,7 +151,8 @@ def _enum_links(dev: MediaSource, arg: bytes) -> Reply:
             desc.source, desc.sink, desc.flags = _pad(ln.source), _pad(ln.sink), ln.flags
             out.append(bytes(desc))
         writes.append((links_ptr, b"".join(out)))
-    return Reply(0, bytes(arg[: ctypes.sizeof(uapi_layout.MediaLinksEnum)]), tuple(writes))
+    ctypes.memset(ctypes.addressof(req.reserved), 0, ctypes.sizeof(req.reserved))  # as media_device_enum_links() does
+    return Reply(0, bytes(req), tuple(writes))
 
 
 def _pad(p: PadDesc) -> uapi_layout.MediaPadDesc:

@@ -156,7 +156,12 @@ def test_uvc_has_its_own_unshared_media_device() -> None:
     assert (info.driver, info.model, info.bus_info) == ("uvcvideo", "Webcam C270", "usb-0000:00:14.0-1")
     assert mdev.dev.name == "1-1:1.0"  # parent is the interface
     assert mdev.devnode.device.devpath.endswith("/1-1/1-1:1.0/media0")
-    assert any("Entity type for entity Processing 2 was not initialized!" in e.text for e in k.events.history)
+    # uvc_mc_init_entity: processing and extension units are pixel formatters, the camera a
+    # sensor; nothing has an unknown function, so registering warns about none of them
+    functions = {e.name: e.function for e in mdev.topology().entities}
+    assert functions["Processing 2"] == functions["Extension 3"] == uapi.MEDIA_ENT_F_PROC_VIDEO_PIXEL_FORMATTER
+    assert functions["Camera 1"] == uapi.MEDIA_ENT_F_CAM_SENSOR
+    assert not any("was not initialized" in e.text for e in k.events.history)
     assert k.usb.find_interface("1-1:1.2").driver == "snd-usb-audio"
     assert k.usb.find_interface("1-1:1.1").driver == "uvcvideo"
     k.unplug("1-1")
@@ -178,3 +183,21 @@ def test_release_unregisters_then_cleans_up(hvr: Kernel) -> None:
     hvr.unbind("au0828", "1-1:1.0")
     hvr.unbind("snd-usb-audio", "1-1:1.1")
     assert inst.released and inst.mdev.cleaned_up and inst.mdev.devnode is None
+
+
+def test_enum_links_zeroes_reserved_and_keeps_the_pointers(hvr: Kernel) -> None:
+    """media_device_enum_links() clears ``reserved`` whatever the caller left there (a reader
+    such as v4l2-compliance checks it); the pad and link pointers come back as given."""
+    import ctypes
+
+    from allocator.mc import uapi_layout
+    from allocator.mc.ioctl import media_ioctl
+
+    mdev = _mdev(hvr)
+    req = uapi_layout.MediaLinksEnum()
+    req.entity = mdev.topology().entities[0].id
+    ctypes.memset(ctypes.addressof(req.reserved), 0xFF, ctypes.sizeof(req.reserved))
+    reply = media_ioctl(mdev, uapi_layout.MEDIA_IOC_ENUM_LINKS, bytes(req))
+    assert reply.errno == 0 and reply.arg is not None
+    out = uapi_layout.MediaLinksEnum.from_buffer_copy(reply.arg)
+    assert out.entity == req.entity and list(out.reserved) == [0, 0, 0, 0]
