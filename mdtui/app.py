@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from textual import on
+from textual import events, on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -160,8 +160,8 @@ class MdtuiApp(App[None]):
             loop.remove_reader(fd)
         self.source.stop()
 
-    def on_resize(self) -> None:
-        self.set_class(self.size.width < 100, "narrow")
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < 100, "narrow")  # self.size is still the old one here
 
     # -- snapshots in --------------------------------------------------------------------
 

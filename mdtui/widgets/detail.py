@@ -164,7 +164,7 @@ class Detail(Lines):
         self._layout(shrink=True)
 
     def _layout(self, *, shrink: bool) -> None:
-        width = self.content_size.width or self.app.size.width
+        width = self.scrollable_content_region.width or self.app.size.width  # inside its scrollbar
         if len(self._wrapped) > 256:
             self._wrapped.clear()
         self.set_rows(layout(self._content, width, self.app.console, self._wrapped), shrink=shrink)

@@ -41,12 +41,14 @@ class DeviceList(Lines, can_focus=True):
         Binding("pagedown", "page(1)", "Page down", show=False),
         Binding("home", "cursor(-1_000_000)", "First", show=False),
         Binding("end", "cursor(1_000_000)", "Last", show=False),
+        Binding("left", "scroll_left", "Scroll left", show=False),
+        Binding("right", "scroll_right", "Scroll right", show=False),
     ]
     COMPONENT_CLASSES = {"device-list--header", "device-list--cursor", "device-list--stripe"}
     DEFAULT_CSS = """
     DeviceList {
         height: auto;
-        overflow: hidden auto;
+        overflow: auto auto;
         background: $surface;
         & > .device-list--header { text-style: bold; background: $panel; color: $foreground; }
         & > .device-list--stripe { background: $surface-lighten-1 50%; }
@@ -152,11 +154,17 @@ class DeviceList(Lines, can_focus=True):
     def watch_cursor(self, old: int, new: int) -> None:
         self.redraw_row(old)
         self.redraw_row(new)
+        self._show_cursor()
+
+    def on_resize(self) -> None:
+        self._show_cursor()  # a shorter list must still show the selected row
+
+    def _show_cursor(self) -> None:
         visible = max(1, self.scrollable_content_region.height - 1)  # the header stays
-        if new < self.scroll_y:
-            self.scroll_to(y=new, animate=False, immediate=True)
-        elif new >= self.scroll_y + visible:
-            self.scroll_to(y=new - visible + 1, animate=False, immediate=True)
+        if self.cursor < self.scroll_y:
+            self.scroll_to(y=self.cursor, animate=False, immediate=True)
+        elif self.cursor >= self.scroll_y + visible:
+            self.scroll_to(y=self.cursor - visible + 1, animate=False, immediate=True)
 
     def _move(self, row: int) -> None:
         row = max(0, min(row, len(self._keys) - 1))

@@ -81,6 +81,8 @@ class EventLog(Lines):
 
     def _show(self, entries: list[Entry], *, shrink: bool = False) -> None:
         if entries or not self.rows or shrink:
+            if self.scroll_y >= self.max_scroll_y:  # at the newest line (scrolled back there): follow
+                self.scroll_end(animate=False, immediate=True, x_axis=False)
             self._shown.extend(entries)
             self._width = max([self._width, *(pieces_width(e.pieces()) for e in entries)])
             self.set_rows(tuple(self._shown), width=self._width, shrink=shrink)

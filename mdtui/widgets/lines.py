@@ -24,8 +24,13 @@ from textual.strip import Strip
 Pieces = tuple[tuple[str, str], ...]
 
 
+#: control characters shown in caret notation (as ``cat -v``): an escape sequence in a USB
+#: string or a script line must not reach the terminal
+VISIBLE = {c: f"^{chr(c + 64)}" for c in range(32)} | {127: "^?"}
+
+
 def pieces_width(row: Pieces) -> int:
-    return sum(cell_len(text) for text, _ in row)
+    return sum(cell_len(text.translate(VISIBLE)) for text, _ in row)
 
 
 class Lines(ScrollView):
@@ -122,7 +127,7 @@ class Lines(ScrollView):
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
-        width = self.size.width
+        width = self.scrollable_content_region.width  # not under a scrollbar
         base = self._base
         if base is None:
             base = self._base = self.rich_style
@@ -141,7 +146,8 @@ class Lines(ScrollView):
         strip = self._strips.get(key)
         if strip is None:
             parse = Style.parse  # cached by rich
-            segments = [Segment(text, parse(style) if style else None) for text, style in self.render_row(row)]
+            pieces = self.render_row(row)
+            segments = [Segment(text.translate(VISIBLE), parse(style) if style else None) for text, style in pieces]
             strip = self._strips[key] = Strip(segments).apply_style(base)
         if self.ELLIPSIS and strip.cell_length > scroll_x + width > 0:
             return Strip.join([strip.crop(scroll_x, scroll_x + width - 1), Strip([Segment("…", base)])])
