@@ -45,7 +45,12 @@ if TYPE_CHECKING:
 
     GraphView = EntityTree | GraphDrawing | InterfaceTable
 
-GRAPH_TABS = ("tab-graph", "tab-drawing", "tab-interfaces")
+#: the graph tabs' widgets (in mdtui/widgets/graph.py) and their ids, made when first shown
+GRAPH_TABS = {
+    "tab-graph": ("EntityTree", "tree"),
+    "tab-drawing": ("GraphDrawing", "drawing"),
+    "tab-interfaces": ("InterfaceTable", "interfaces"),
+}
 
 #: seconds without updates after which a full garbage collection runs (once, not periodically)
 IDLE_GC_AFTER = 2.0
@@ -215,15 +220,11 @@ class MdtuiApp(App[None]):
         if view is None:
             from .widgets import graph
 
-            if tab == "tab-graph":
-                view = graph.EntityTree(id="tree")
-                await self.query_one(f"#{tab}", TabPane).mount(view)
-            elif tab == "tab-drawing":
-                view = graph.GraphDrawing(id="drawing")
-                await self.query_one(f"#{tab}", TabPane).mount(VerticalScroll(view, id="drawing-scroll"))
-            else:
-                view = graph.InterfaceTable(id="interfaces")
-                await self.query_one(f"#{tab}", TabPane).mount(view)
+            name, widget_id = GRAPH_TABS[tab]
+            view = getattr(graph, name)(id=widget_id)
+            # the drawing scrolls inside its pane; the tree and the table scroll themselves
+            shown = VerticalScroll(view, id="drawing-scroll") if tab == "tab-drawing" else view
+            await self.query_one(f"#{tab}", TabPane).mount(shown)
             self._graph_views[tab] = view
         return view
 
