@@ -79,10 +79,14 @@ class EventLog(Lines):
     def on_mount(self) -> None:
         self.anchor()  # follow the newest line until the user scrolls back
 
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        # scrolled back to the newest line: follow again.  Widget.watch_scroll_y does this for
+        # other widgets; ScrollView's own watcher (textual 8.2.8) leaves it out
+        self._check_anchor()
+
     def _show(self, entries: list[Entry], *, shrink: bool = False) -> None:
         if entries or not self.rows or shrink:
-            if self.scroll_y >= self.max_scroll_y:  # at the newest line (scrolled back there): follow
-                self.scroll_end(animate=False, immediate=True, x_axis=False)
             self._shown.extend(entries)
             self._width = max([self._width, *(pieces_width(e.pieces()) for e in entries)])
             self.set_rows(tuple(self._shown), width=self._width, shrink=shrink)
