@@ -399,7 +399,7 @@ def main() -> None:
 
     seconds = 3.0 if QUICK else 5.0
     for rate, target in ((200, 1.5), (1000, 2.0)):
-        trials = event_to_screen(rate, 1 if QUICK else 3, seconds)
+        trials = event_to_screen(rate, 1 if QUICK else 5, seconds)
         print(
             f"event to screen (sim, 32 devices, {rate} events/s asked), {len(trials['mdtui'])} pairs of "
             f"{seconds:.0f} s trials, floor and mdtui alternating:"
@@ -418,6 +418,11 @@ def main() -> None:
                 f"{sum(t['unlogged'] for t in trials[kind])} (not in any update's events)"
             )
         ratio_line("p99", p99["mdtui"], p99["floor"], "ms", target)
+        pair_p99 = [
+            percentile(m["latencies"], 99) / percentile(f["latencies"], 99)
+            for m, f in zip(trials["mdtui"], trials["floor"], strict=True)
+        ]
+        print("  per pair, p99 mdtui / floor: " + ", ".join(f"{r:.2f}x" for r in pair_p99))
 
     render_ms, tab_ms, switch_ms = asyncio.run(drawing())
     print(

@@ -52,11 +52,19 @@ def _name(d: MediaDeviceView) -> str:
     return d.name
 
 
+def _names(names: list[str], shown: int = 3) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
 def diff(before: SystemSnapshot | None, after: SystemSnapshot, cause: str = "") -> list[Change]:
     why = f" ({cause})" if cause else ""
     old = {d.key: d for d in before.media_devices} if before else {}
     new = {d.key: d for d in after.media_devices}
     out: list[Change] = []
+    # an owner module's refcnt is the module's: one line for all the devices it owns
+    # (16 sticks on one module must not log 16 lines per bind)
+    owners: dict[tuple[str, str], tuple[int, list[str]]] = {}
     for key, d in new.items():
         o = old.get(key)
         if o is None:
@@ -69,11 +77,16 @@ def diff(before: SystemSnapshot | None, after: SystemSnapshot, cause: str = "") 
             out.append(Change(_name(d), f"{_name(d)} {what}{why}"))
         if o.refcount != d.refcount:
             out.append(Change(_name(d), f"{_name(d)} refcount {o.fact(o.refcount)}→{d.fact(d.refcount)}{why}"))
-        if o.owner_refcnt != d.owner_refcnt and d.owner:
-            refcnt = f"{_known(o.owner_refcnt)}→{_known(d.owner_refcnt)}"
-            out.append(Change(_name(d), f"{_name(d)} owner {d.owner} refcnt {refcnt}{why}"))
+        if d.owner and before is not None and (was := before.owner_refcnt(o)) != (now := after.owner_refcnt(d)):
+            refcnt = f"{_known(was)}→{_known(now)}"
+            if (d.owner, refcnt) not in owners:  # its line goes here, worded once all are known
+                owners[(d.owner, refcnt)] = (len(out), [])
+                out.append(Change(_name(d), ""))
+            owners[(d.owner, refcnt)][1].append(_name(d))
         for a in sorted(set(d.anomalies) - set(o.anomalies)):
             out.append(Change(_name(d), f"{_name(d)} ANOMALY {a}"))
+    for (owner, refcnt), (at, names) in owners.items():
+        out[at] = Change(names[0], f"{_names(names)} owner {owner} refcnt {refcnt}{why}")
     for key, o in old.items():
         if key not in new:
             out.append(Change(_name(o), f"{_name(o)} released{why}"))

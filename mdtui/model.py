@@ -80,8 +80,7 @@ class MediaDeviceView:
     info: DeviceInfo
     shared: bool  # allocated through the Media Device Allocator API
     refcount: int | None
-    owner: str | None  # owner module; None: built in, or not shared
-    owner_refcnt: int | None
+    owner: str | None  # owner module; None: built in, or not shared (its refcnt: SystemSnapshot.owner_refcnt)
     owner_refs_from_sharers: int | None  # None: unknown (the device could not be read)
     holders: tuple[HolderView, ...]
     topology: Topology
@@ -181,6 +180,13 @@ class SystemSnapshot:
 
     def module(self, name: str) -> ModuleView | None:
         return next((m for m in self.modules if m.name == name), None)
+
+    def owner_refcnt(self, dev: MediaDeviceView) -> int | None:
+        """``/sys/module/<owner>/refcnt`` of the device's owner module; None when it has none
+        (built in, not shared) or it could not be read.  Kept once, with the module: a bind on
+        one stick changes the owner's refcnt, not the other sticks' views."""
+        module = self.module(dev.owner) if dev.owner else None
+        return module.refcnt if module is not None else None
 
     def usb(self, name: str) -> UsbDeviceView | None:
         return next((u for u in self.usb_devices if u.name == name), None)

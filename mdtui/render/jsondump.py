@@ -22,7 +22,7 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "dump.schema.json"
 SCHEMA_VERSION = 1
 
 
-def device(dev: MediaDeviceView) -> dict[str, Any]:
+def device(dev: MediaDeviceView, snap: SystemSnapshot) -> dict[str, Any]:
     """One media device; for one that could not be read, null wherever the ioctls would
     have told (and ``unread`` says why), with what sysfs still says."""
     out = {
@@ -35,7 +35,7 @@ def device(dev: MediaDeviceView) -> dict[str, Any]:
         "shared": dev.shared,
         "refcount": dev.refcount,
         "owner": dev.owner,
-        "owner_refcnt": dev.owner_refcnt,
+        "owner_refcnt": snap.owner_refcnt(dev),
         "owner_refs_from_sharers": dev.owner_refs_from_sharers,
         "holders": None if dev.unread is not None else [_holder(h) for h in dev.holders],
         **_graph(dev),
@@ -152,7 +152,7 @@ def to_dict(snap: SystemSnapshot, refused: Sequence[tuple[Step, OSError]] = ()) 
         "schema_version": SCHEMA_VERSION,
         "source": snap.source,
         "notes": list(snap.notes),
-        "media_devices": [device(d) for d in snap.media_devices],
+        "media_devices": [device(d, snap) for d in snap.media_devices],
         "modules": [{"name": m.name, "refcnt": m.refcnt, "used_by": sorted(m.used_by)} for m in snap.modules],
         "anomalies": list(snap.anomalies),
         "refused_steps": [refusal(step, error) for step, error in refused],

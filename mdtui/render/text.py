@@ -75,7 +75,7 @@ def media_ctl_p(dev: MediaDeviceView) -> str:
 
 def allocator_state(dev: MediaDeviceView, snap: SystemSnapshot) -> str:
     lines = [f"=== {node_title(dev)}: {dev.info.model} ===", key_line(dev, snap)]
-    lines += _allocator_lines(dev)
+    lines += _allocator_lines(dev, snap)
     lines += _holder_lines(dev)
     lines += bound_lines(dev, snap)
     lines.append(f"registered        {registered_text(dev)}")
@@ -102,7 +102,7 @@ def key_line(dev: MediaDeviceView, snap: SystemSnapshot) -> str:
     return f"key device        {dev.key}{ident}"
 
 
-def _allocator_lines(dev: MediaDeviceView) -> list[str]:
+def _allocator_lines(dev: MediaDeviceView, snap: SystemSnapshot) -> list[str]:
     if not dev.shared:
         return ["allocator         not shared: the driver's own media device"]
     suffix = " (inferred)" if "refcount" in dev.inferred else ""
@@ -112,7 +112,8 @@ def _allocator_lines(dev: MediaDeviceView) -> list[str]:
     ]
     if dev.owner:
         sharers = "" if dev.owner_refs_from_sharers is None else f", {dev.owner_refs_from_sharers} from sharers"
-        owner_refcnt = "unknown" if dev.owner_refcnt is None else dev.owner_refcnt  # /sys/module/NAME unreadable
+        owner_refcnt = snap.owner_refcnt(dev)
+        owner_refcnt = "unknown" if owner_refcnt is None else owner_refcnt  # /sys/module/NAME unreadable
         lines.append(f"owner module      {dev.owner} (refcnt {owner_refcnt}{sharers})")
     elif dev.unread is not None:
         lines.append(f"owner module      {dev.unread.unknown}")

@@ -283,7 +283,6 @@ class LiveSource(Source):
         self._usb = by_path
         self._drivers = {i.name: i.driver for u in usb_devices for i in u.interfaces if i.driver}
         modules = self.sysfs.modules()
-        refcnts = {name: refcnt for name, refcnt, _ in modules}
         views: list[MediaDeviceView] = []
         seen: set[str] = set()
         for entry in self.sysfs.media_entries():
@@ -296,7 +295,7 @@ class LiveSource(Source):
             if cached is not None and dirty is not None and not _touched(cached[1], dirty):
                 views.append(cached[0])
                 continue
-            view, usb_path = self._device(entry.name, entry.path, by_path, refcnts)
+            view, usb_path = self._device(entry.name, entry.path, by_path)
             self._cache[key] = (view, usb_path)
             views.append(view)
         for gone in set(self._cache) - seen:
@@ -326,9 +325,7 @@ class LiveSource(Source):
             notes=notes,
         )
 
-    def _device(
-        self, name: str, media_path: Path, by_path: dict[str, UsbDevice], refcnts: dict[str, int | None]
-    ) -> tuple[MediaDeviceView, str]:
+    def _device(self, name: str, media_path: Path, by_path: dict[str, UsbDevice]) -> tuple[MediaDeviceView, str]:
         """One media device: sysfs for its parent, node and bound drivers, the ioctls for the
         rest (when they can be made), and the allocator's view inferred from both."""
         parent = self.sysfs.parent(media_path)
@@ -368,7 +365,6 @@ class LiveSource(Source):
             shared=shared,
             refcount=refcount,
             owner=owner,
-            owner_refcnt=refcnts.get(owner) if owner else None,
             owner_refs_from_sharers=sharers,
             holders=holders,
             topology=topology,
@@ -440,7 +436,6 @@ def _unresolved(entry: MediaEntry) -> MediaDeviceView:
         shared=False,
         refcount=None,
         owner=None,
-        owner_refcnt=None,
         owner_refs_from_sharers=None,
         holders=(),
         topology=EMPTY_TOPOLOGY,

@@ -157,7 +157,6 @@ class SimSource(Source):
             shared=state.shared,
             refcount=state.refcount,
             owner=owner,
-            owner_refcnt=state.owner_refcnt,
             owner_refs_from_sharers=sharers,
             holders=tuple(held),
             topology=topology,

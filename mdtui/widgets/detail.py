@@ -10,6 +10,8 @@ import rich
 from rich.console import Console
 from rich.text import Text
 
+from allocator.mc.topology import Topology
+
 from ..model import ANCILLARY, MediaDeviceView, SystemSnapshot, links_of_kind
 from ..render.text import bound_text
 from .lines import Lines, Pieces
@@ -26,7 +28,8 @@ def detail_rows(dev: MediaDeviceView | None, snap: SystemSnapshot) -> list[Row]:
             why = "No media device. Plug one in (p) or load a driver (m)."
         return [(None, Text(why, style="dim"))]
     rows: list[Row] = [(None, Text(f"{dev.devnode or dev.name}  {dev.info.model}", style="bold underline"))]
-    labelled: list[tuple[str, Text | str]] = [_key_row(dev, snap), *_allocator_rows(dev), ("holders", _holders(dev))]
+    labelled: list[tuple[str, Text | str]] = [_key_row(dev, snap), *_allocator_rows(dev, snap)]
+    labelled.append(("holders", _holders(dev)))
     if dev.bound is not None and (dev.unread is not None or dev.usb_device is None):
         bound = Text("\n".join(bound_text(b, snap) for b in dev.bound)) if dev.bound else Text("none", style="dim")
         labelled.append(("bound drivers", bound))
@@ -84,7 +87,7 @@ def _key_row(dev: MediaDeviceView, snap: SystemSnapshot) -> tuple[str, str]:
     return "key device", f"{dev.key}{ident}"  # plain text: sysfs strings are never markup
 
 
-def _allocator_rows(dev: MediaDeviceView) -> list[tuple[str, Text | str]]:
+def _allocator_rows(dev: MediaDeviceView, snap: SystemSnapshot) -> list[tuple[str, Text | str]]:
     if not dev.shared:
         return [("allocator", Text("not shared: the driver's own media device", style="dim"))]
     inferred = " (inferred)" if dev.inferred else ""
@@ -94,7 +97,7 @@ def _allocator_rows(dev: MediaDeviceView) -> list[tuple[str, Text | str]]:
     ]
     if dev.owner:
         sharers = "" if dev.owner_refs_from_sharers is None else f" ({dev.owner_refs_from_sharers} from sharers)"
-        rows.append(("owner module", f"{dev.owner}   refcnt {dev.owner_refcnt}{sharers}"))
+        rows.append(("owner module", f"{dev.owner}   refcnt {snap.owner_refcnt(dev)}{sharers}"))
     elif dev.unread is not None:
         rows.append(("owner module", _unknown(dev)))
     else:
@@ -133,14 +136,27 @@ def _graph_rows(dev: MediaDeviceView) -> list[tuple[str, Text | str]]:
         ("counts", counts),
         ("DEVICE_INFO", f"driver {i.driver}, bus_info {i.bus_info}, hw_revision 0x{i.hw_revision:x}"),
     ]
-    names = {e.id: e.name for e in t.entities}
-    ancillary = [
-        f"{names.get(ln.source_id, f'? (entity {ln.source_id})')} ⇔ {names.get(ln.sink_id, f'? (entity {ln.sink_id})')}"
-        for ln in links_of_kind(t.links, ANCILLARY)
-    ]
+    ancillary = _ancillary(t)
     if ancillary:
         rows.append(("ancillary links", Text("\n".join(ancillary))))
     return rows
+
+
+#: the ancillary-link lines of the last topology asked, by identity: a device keeps one
+#: topology object until its graph changes, and an update must not walk its ~1,000 links
+_last_ancillary: list[tuple[Topology, list[str]]] = []
+
+
+def _ancillary(t: Topology) -> list[str]:
+    if _last_ancillary and _last_ancillary[0][0] is t:
+        return _last_ancillary[0][1]
+    names = {e.id: e.name for e in t.entities}
+    lines = [
+        f"{names.get(ln.source_id, f'? (entity {ln.source_id})')} ⇔ {names.get(ln.sink_id, f'? (entity {ln.sink_id})')}"
+        for ln in links_of_kind(t.links, ANCILLARY)
+    ]
+    _last_ancillary[:] = [(t, lines)]
+    return lines
 
 
 class Detail(Lines):

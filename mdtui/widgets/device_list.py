@@ -95,18 +95,24 @@ class DeviceList(Lines, can_focus=True):
         known = self._known
         self._known = {}
         rows = []
+        new_cells = []  # the widths of cells not shown before
         for dev in snap.media_devices:  # a device equal to the one shown keeps its cells
             seen = known.get(dev.key)
             if seen is None or seen[0] != dev:
-                cells = self._row_cells(dev)
-                seen = (dev, cells, tuple(cell_width(cell) for cell in cells))
+                cells = self._row_cells(dev)  # most changes (an owner's refcnt) are not in a cell
+                if seen is None or cells != seen[1]:
+                    seen = (dev, cells, tuple(cell_width(cell) for cell in cells))
+                    new_cells.append(seen[2])
+                else:
+                    seen = (dev, seen[1], seen[2])
             self._known[dev.key] = seen
             rows.append(seen)
         self._cells = [cells for _, cells, _ in rows]
-        widths = tuple(
-            max([cell_len(title), 0 if fit else self._column_widths[n], *(w[n] for _, _, w in rows)])
-            for n, title in enumerate(COLUMNS)
-        )  # else a column only widens: a cell that comes and goes does not move the others
+        widths = self._column_widths
+        if fit:
+            widths = tuple(max([cell_len(t), *(w[n] for _, _, w in rows)]) for n, t in enumerate(COLUMNS))
+        elif new_cells:  # else a column only widens: a cell that comes and goes does not move the others
+            widths = tuple(max([widths[n], *(w[n] for w in new_cells)]) for n in range(len(COLUMNS)))
         self._column_widths = widths
         header = tuple(((title, ""),) for title in COLUMNS)
         self.set_rows(

@@ -124,6 +124,18 @@ def test_watch_lines_for_a_lifecycle(script: str) -> None:
     assert any("rmmod: ERROR: Module au0828 is in use [EBUSY]" in ln for ln in lines)
 
 
+def test_watch_one_line_per_owner_module_change(tmp_path: Path) -> None:
+    """Two sticks on one owner module: a bind changes au0828's refcnt once, and the log says
+    so once, naming both devices (not a line per device)."""
+    p = tmp_path / "two.txt"
+    p.write_text("modprobe au0828\nmodprobe snd_usb_audio\nplug hvr950q\nplug hvr950q\nunbind snd-usb-audio 1-1:1.1\n")
+    rc, out = run("watch", "--source", "sim", "--script", str(p))
+    assert rc == 0
+    owner_lines = [ln.split(None, 3)[3] for ln in out.splitlines() if ln.split()[1] == "allocator" and "owner" in ln]
+    assert owner_lines[-1] == "media0, media1 owner au0828 refcnt 2→1 (snd-usb-audio unbound 1-1:1.1)"
+    assert sum("unbound" in ln for ln in owner_lines) == 1
+
+
 def test_watch_json_lines(script: str) -> None:
     rc, out = run("watch", "--json", "--script", script)
     assert rc == 1

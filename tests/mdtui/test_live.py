@@ -78,8 +78,9 @@ def assert_same_as_sim(rig: Rig, skip: tuple[str, ...] = ()) -> None:
 
 def test_the_live_reader_sees_what_the_simulation_holds(rig: Rig) -> None:
     assert_same_as_sim(rig)
-    hvr = rig.live.snapshot().media_devices[0]
-    assert (hvr.refcount, hvr.owner, hvr.owner_refcnt, hvr.owner_refs_from_sharers) == (2, "au0828", 1, 1)
+    snap = rig.live.snapshot()
+    hvr = snap.media_devices[0]
+    assert (hvr.refcount, hvr.owner, snap.owner_refcnt(hvr), hvr.owner_refs_from_sharers) == (2, "au0828", 1, 1)
     assert len(hvr.topology.entities) == 522
 
 
