@@ -6,10 +6,10 @@ STAMP  := $(VENV)/.installed
 
 # the rig tier (tests/rig, bench/rig_bench.py) needs Debian packages: installed here when
 # missing, with sudo unless root; a failure fails `make test` (the tier is never skipped)
-RIG_PKGS := umockdev gir1.2-umockdev-1.0 python3-gi v4l-utils gcc
+RIG_PKGS := umockdev gir1.2-umockdev-1.0 python3-gi v4l-utils alsa-utils dvb-tools gcc
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint bench screenshots rig-deps bytecode
+.PHONY: run test lint bench screenshots rig-deps rig-preload bytecode
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -27,11 +27,17 @@ bytecode: $(STAMP)
 
 rig-deps:
 	@command -v umockdev-wrapper >/dev/null && command -v media-ctl >/dev/null && command -v cc >/dev/null \
+	  && command -v arecord >/dev/null && command -v dvb-fe-tool >/dev/null \
 	  && /usr/bin/python3 -c "import gi; gi.require_version('UMockdev', '1.0')" 2>/dev/null \
 	  || { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
 	       apt-get install -y -q --no-install-recommends $(RIG_PKGS); }
 
-test: $(STAMP) rig-deps
+# umockdev's preload library with a map of emulated files that grows (mdtui/rig/preload.py:
+# the installed one aborts a program at its 51st); rebuilt only when umockdev changes
+rig-preload: $(STAMP) rig-deps
+	$(PY) -m mdtui.rig.preload
+
+test: $(STAMP) rig-preload
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 	$(VENV)/bin/mdtui rig -- $(PY) -m pytest tests/rig
@@ -39,7 +45,7 @@ test: $(STAMP) rig-deps
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-bench: $(STAMP) rig-deps bytecode
+bench: $(STAMP) rig-preload bytecode
 	$(PY) bench/allocator_bench.py
 	$(PY) bench/tui_bench.py
 	$(PY) bench/live_bench.py

@@ -54,6 +54,10 @@ GRAPH_TABS = {
 
 #: seconds without updates after which a full garbage collection runs (once, not periodically)
 IDLE_GC_AFTER = 2.0
+#: seconds between reads of the topology while a graph tab is visible: a link change
+#: (SETUP_LINK, ``media-ctl -l``) sends no uevent and leaves topology_version alone, so
+#: nothing else would show it; no other tab wakes the app up
+REREAD_PERIOD = 1.0
 
 
 class Updated(Message):
@@ -88,6 +92,7 @@ class MdtuiApp(App[None]):
         self.selected_key: str | None = None
         self.pipeline: Pipeline | None = None  # made on mount: it calls back on the event loop
         self._idle_gc: Timer | None = None
+        self._reread: Timer | None = None
         self._last_update = 0.0
         self._watched: list[int] = []
         self._graph_views: dict[str, GraphView] = {}
@@ -180,6 +185,8 @@ class MdtuiApp(App[None]):
         self.query_one(EventLog).add_events(update.events, update.changes, update.when)
         self.snapshot = update.snapshot
         self._apply(update.snapshot)
+        if not (update.events or update.changes):
+            return  # a re-read that found no event to tell: not activity (the idle GC still runs)
         self._last_update = time.monotonic()
         if self._idle_gc is None:
             self._idle_gc = self.set_timer(IDLE_GC_AFTER, self._collect_when_idle, name="idle gc")
@@ -212,6 +219,20 @@ class MdtuiApp(App[None]):
         if message.pane.id in GRAPH_TABS:
             await self._graph_view(message.pane.id)
         self._show_selected()
+        self._reread_links(message.pane.id in GRAPH_TABS)
+
+    def _reread_links(self, visible: bool) -> None:
+        """Read the topology every REREAD_PERIOD while a graph tab is visible (only then)."""
+        if visible and self._reread is None and self.pipeline is not None:
+            self._reread = self.set_interval(REREAD_PERIOD, self._reread_graphs, name="re-read links")
+        elif not visible and self._reread is not None:
+            self._reread.stop()
+            self._reread = None
+
+    def _reread_graphs(self) -> None:
+        if self.pipeline is not None:
+            self.source.reread_media()
+            self.pipeline.refresh()
 
     async def _graph_view(self, tab: str) -> GraphView:
         """The graph tab's widget, made and mounted the first time it is needed: the first

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.command import CommandInput
 from textual.pilot import Pilot
@@ -21,6 +22,9 @@ from .app import MdtuiApp, Updated
 from .pipeline import Update
 from .script import parse
 from .sources.sim import build, fake_clock
+
+if TYPE_CHECKING:
+    from .widgets.graph import GraphDrawing
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,20 @@ async def settle(app: MdtuiApp) -> None:
         quiet = quiet + 1 if app.pipeline is None or app.pipeline.idle else 0
         if quiet == 2:  # and what the last update posted (a notification's toast) has been handled
             return
+
+
+async def show_drawing(pilot: Pilot) -> GraphDrawing:
+    """Switch to the Drawing tab; its widget once it shows a device (it is made and mounted
+    when the tab is first shown)."""
+    from .widgets.graph import GraphDrawing
+
+    pilot.app.query_one(TabbedContent).active = "tab-drawing"
+    for _ in range(200):
+        await pilot.pause(0.02)
+        drawings = pilot.app.query(GraphDrawing)
+        if drawings and not isinstance(drawings.first().content, str):
+            break
+    return pilot.app.query_one(GraphDrawing)
 
 
 def on_update(app: MdtuiApp, callback: Callable[[Update], None]) -> None:

@@ -49,6 +49,7 @@ from ..subsys import dvb, v4l2
 from ..usb import UsbInterface
 from ..usbcore import UsbDriver
 from . import Holder
+from .frontends import AU8522_XC5000
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -64,13 +65,14 @@ BOARDS = {
     (0x0FD9, 0x0008): "Hauppauge HVR950Q",
     (0x2040, 0x7240): "Hauppauge HVR850",
 }
-FRONTEND_NAME = "Auvitek AU8522 QAM/8VSB Frontend"
 CONNECTORS = (
     ("Television", MEDIA_ENT_F_CONN_RF),
     ("Composite", MEDIA_ENT_F_CONN_COMPOSITE),
     ("S-Video", MEDIA_ENT_F_CONN_SVIDEO),
 )
 SHAREABLE = {MEDIA_ENT_F_IO_V4L, MEDIA_ENT_F_AUDIO_CAPTURE, MEDIA_ENT_F_IO_VBI}
+#: the device caps au0828_analog_register() gives both nodes, besides VIDEO_ or VBI_CAPTURE
+ANALOG_CAPS = v4l2.V4L2_CAP_AUDIO | v4l2.V4L2_CAP_READWRITE | v4l2.V4L2_CAP_STREAMING | v4l2.V4L2_CAP_TUNER
 
 
 class Au0828Dev:
@@ -98,6 +100,7 @@ class Au0828Dev:
         self.active_sink: Entity | None = None
         self.active_link_shared = False
         self.active_link_user: Entity | None = None
+        self.active_link_user_pipe: object | None = None
 
     @property
     def label(self) -> str:
@@ -123,8 +126,16 @@ class Au0828VideoOps(v4l2.NodeOps):
         self.dev.users -= 1
 
     def ioctl(self, vdev: v4l2.VideoDevice, file: File, request: str) -> Any:
-        if request == "VIDIOC_QUERYCAP":
-            return {"driver": "au0828", "card": self.dev.board, "bus_info": self.dev.intf.udev.usb_make_path()}
+        if request == "VIDIOC_QUERYCAP":  # vidioc_querycap(): the board's name, both nodes' caps
+            return {
+                "driver": "au0828",
+                "card": self.dev.board,
+                "bus_info": self.dev.intf.udev.usb_make_path(),
+                "capabilities": ANALOG_CAPS
+                | v4l2.V4L2_CAP_VBI_CAPTURE
+                | v4l2.V4L2_CAP_VIDEO_CAPTURE
+                | v4l2.V4L2_CAP_DEVICE_CAPS,
+            }
         if request in ("VIDIOC_G_TUNER", "VIDIOC_STREAMON"):
             v4l2.v4l_enable_media_source(vdev, file.private["pipe"])
             file.private["source"] = True
@@ -204,8 +215,9 @@ class Au0828Driver(UsbDriver):
             dev.media_dev.media_device_register_entity(ent)
             dev.input_ent.append(ent)
         ops = Au0828VideoOps(self, dev)
-        dev.vdev = v4l2.video_register_device(dev.v4l2_dev, "au0828a video", "video", ops, self.module)
-        dev.vbi_dev = v4l2.video_register_device(dev.v4l2_dev, "au0828a vbi", "vbi", ops, self.module)
+        video_caps, vbi_caps = ANALOG_CAPS | v4l2.V4L2_CAP_VIDEO_CAPTURE, ANALOG_CAPS | v4l2.V4L2_CAP_VBI_CAPTURE
+        dev.vdev = v4l2.video_register_device(dev.v4l2_dev, "au0828a video", "video", ops, self.module, video_caps)
+        dev.vbi_dev = v4l2.video_register_device(dev.v4l2_dev, "au0828a vbi", "vbi", ops, self.module, vbi_caps)
         try:
             v4l2.v4l2_mc_create_media_graph(dev.media_dev)
         except KernelError:
@@ -215,7 +227,7 @@ class Au0828Driver(UsbDriver):
     def _dvb_register(self, dev: Au0828Dev) -> None:
         adapter = dvb.dvb_register_adapter(self.k, "au0828", self.module, dev.intf.udev, dev.media_dev, dev)
         try:
-            dvb.dvb_register_device(adapter, "frontend", FRONTEND_NAME)
+            dvb.dvb_register_frontend(adapter, AU8522_XC5000)
             dvb.dvb_register_device(adapter, "demux", "dvb-demux", demux_sink_pads=256)
             dvb.dvb_register_device(adapter, "dvr", demux_sink_pads=256)
             dvb.dvb_register_device(adapter, "net")
@@ -295,7 +307,7 @@ class Au0828Driver(UsbDriver):
                 return  # "%s already owns the tuner"
             if owner.function in SHAREABLE and entity.function in SHAREABLE:
                 dev.active_link_shared = True
-                dev.active_link_user = entity
+                dev.active_link_user, dev.active_link_user_pipe = entity, pipe
                 return  # "%s owns the tuner %s can share!"
             raise KernelError(errno.EBUSY, f"{owner.name} owns the tuner")
         found = next(
@@ -309,6 +321,13 @@ class Au0828Driver(UsbDriver):
         if found is None:
             raise KernelError(errno.ENODEV, "enable_source: no link from the tuner")
         mdev.media_entity_setup_link(found, MEDIA_LNK_FL_ENABLED)
+        if entity.pads:
+            try:
+                mdev.media_pipeline_start(entity.pads[0], pipe)
+            except KernelError as exc:
+                self.log.pr_err(f"au0828: Start Pipeline: {find_source.name}->{entity.name} Error {-(exc.errno or 0)}")
+                mdev.media_entity_setup_link(found, 0)
+                return  # as the driver does: 0 once the link is off again, and no active link
         dev.active_link, dev.active_link_owner = found, entity
         dev.active_source, dev.active_sink = find_source, sink_ent
         assert find_source is not None
@@ -328,25 +347,39 @@ class Au0828Driver(UsbDriver):
             if owner is not entity:
                 if owner_is_audio and dev.users > 1:
                     return
-                dev.active_link_user, dev.active_link_shared = None, False
+                dev.active_link_user, dev.active_link_user_pipe, dev.active_link_shared = None, None, False
                 return
             if not owner_is_audio and dev.users > 1:
                 return
-            # the sharer takes the tuner over; the link stays enabled
-            dev.active_link_owner, dev.active_link_user = dev.active_link_user, None
-            dev.active_link_shared = False
-            return
-        if not owner_is_audio and dev.users > 1:
-            return
-        if owner is not entity:
-            return
-        assert mdev is not None and dev.active_source is not None and dev.active_sink is not None
+            # the sharer takes the tuner over: its pipeline instead of the owner's, the link stays
+            assert mdev is not None and dev.active_link_user is not None
+            if owner.pads:
+                mdev.media_pipeline_stop(owner.pads[0])
+            try:
+                if dev.active_link_user.pads:
+                    mdev.media_pipeline_start(dev.active_link_user.pads[0], dev.active_link_user_pipe)
+            except KernelError as exc:
+                source = dev.active_source.name if dev.active_source is not None else "?"
+                self.log.pr_err(f"au0828: Start Pipeline: {source}->{dev.active_link_user.name} {-(exc.errno or 0)}")
+            else:
+                dev.active_link_owner, dev.active_link_user = dev.active_link_user, None
+                dev.active_link_user_pipe, dev.active_link_shared = None, False
+                return
+        else:
+            if not owner_is_audio and dev.users > 1:
+                return
+            if owner is not entity:
+                return
+            assert mdev is not None
+            if owner.pads:
+                mdev.media_pipeline_stop(owner.pads[0])
+        assert dev.active_source is not None and dev.active_sink is not None
         mdev.media_entity_setup_link(link, 0)
         self.log.pr_info(
             f"au0828: Disabled Source: {dev.active_source.name}->{dev.active_sink.name}->{owner.name} Ret 0"
         )
         dev.active_link = dev.active_link_owner = dev.active_source = dev.active_sink = None
-        dev.active_link_shared, dev.active_link_user = False, None
+        dev.active_link_shared, dev.active_link_user, dev.active_link_user_pipe = False, None, None
 
     # -- disconnect and release ------------------------------------------------------------
 

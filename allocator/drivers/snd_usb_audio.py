@@ -43,6 +43,24 @@ if TYPE_CHECKING:
     from ..kernel import Kernel
 
 KBUILD_MODNAME = "snd_usb_audio"
+_HVR950Q_IDS = (0x7200, 0x7210, 0x7213, 0x7217, 0x721B, 0x721E, 0x721F, 0x7260, 0x7270, 0x7280)
+#: card.c's usb_audio_names[] (vendor and product names by USB id), its Hauppauge entries
+USB_AUDIO_NAMES = {
+    (0x0FD9, 0x0008): ("Hauppauge", "HVR-950Q"),
+    **{(0x2040, pid): ("Hauppauge", "HVR-950Q") for pid in _HVR950Q_IDS},
+    **{(0x2040, pid): ("Hauppauge", "HVR-950Q-MXL") for pid in (0x7201, 0x7211, 0x7281)},
+    (0x2040, 0x7240): ("Hauppauge", "HVR-850"),
+    (0x2040, 0x8200): ("Hauppauge", "Woodbury"),
+}
+#: how the longname ends, by the device's speed (sysfs, Mb/s); nothing for another speed
+USB_SPEEDS = {
+    "1.5": ", low speed",
+    "12": ", full speed",
+    "480": ", high speed",
+    "5000": ", super speed",
+    "10000": ", super speed plus",
+    "20000": ", super speed plus",
+}
 USB_CLASS_AUDIO = 0x01
 USB_SUBCLASS_AUDIOCONTROL = 0x01
 USB_SUBCLASS_AUDIOSTREAMING = 0x02
@@ -105,6 +123,20 @@ class SndPcmOps(PcmOps):
         return super().ioctl(pcm, file, request)
 
 
+def usb_audio_name_card(card: SndCard, udev: UsbDevice) -> None:
+    """``snd_usb_audio_create()``'s names: driver ``USB-Audio``, component ``USBvvvv:pppp``,
+    shortname from usb_audio_names[] or the product string, else ``USB Device 0xv:0xp``
+    (``usb_audio_make_shortname``); longname "VENDOR SHORTNAME at BUS_INFO, SPEED speed", the
+    vendor from the table or the manufacturer string (``usb_audio_make_longname``)."""
+    d = udev.desc
+    vendor, product = USB_AUDIO_NAMES.get((d.vendor, d.product_id), (d.manufacturer, ""))
+    card.driver = "USB-Audio"
+    card.components = f"USB{d.vendor:04x}:{d.product_id:04x}"
+    card.shortname = (product or d.product or f"USB Device {d.vendor:#04x}:{d.product_id:#04x}").strip()[:31]
+    longname = f"{vendor.strip()} {card.shortname}" if vendor.strip() else card.shortname
+    card.longname = f"{longname} at {udev.usb_make_path()}{USB_SPEEDS.get(d.speed, '')}"[:79]
+
+
 class SndUsbAudioDriver(UsbDriver):
     name = "snd-usb-audio"
 
@@ -128,7 +160,8 @@ class SndUsbAudioDriver(UsbDriver):
             self.log.dev_err(dev_str(udev), "USB device is in the shutdown state, cannot create a card instance")
             raise KernelError(errno.EIO, "USB device is in the shutdown state", intf.name)
         if chip is None:
-            card = snd_card_new(self.k, intf, self.module, udev.product)
+            card = snd_card_new(self.k, intf, self.module)
+            usb_audio_name_card(card, udev)
             chip = SndUsbChip(udev, card, intf)
             self._create_streams(chip, intf)
             card.mixername = "USB Mixer"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..files import File
 from ..mc.device import MediaDevice
 from ..mc.entity import Entity, sink, source
 from ..mc.uapi import (
@@ -48,6 +49,25 @@ class UvcDevice:
         return f"uvcvideo on {self.intf.name}"
 
 
+class UvcVideoOps(v4l2.NodeOps):
+    """uvc_v4l2.c's ``uvc_ioctl_querycap``: the device's name, and the chain's caps (a capture
+    chain has VIDEO_CAPTURE and META_CAPTURE, the latter for its metadata node)."""
+
+    def __init__(self, dev: UvcDevice) -> None:
+        self.dev = dev
+
+    def ioctl(self, vdev: v4l2.VideoDevice, file: File, request: str) -> Any:
+        if request == "VIDIOC_QUERYCAP":
+            chain_caps = v4l2.V4L2_CAP_VIDEO_CAPTURE | v4l2.V4L2_CAP_META_CAPTURE
+            return {
+                "driver": "uvcvideo",
+                "card": self.dev.mdev.model,
+                "bus_info": self.dev.intf.udev.usb_make_path(),
+                "capabilities": v4l2.V4L2_CAP_DEVICE_CAPS | v4l2.V4L2_CAP_STREAMING | chain_caps,
+            }
+        return super().ioctl(vdev, file, request)
+
+
 class UvcDriver(UsbDriver):
     name = "uvcvideo"
 
@@ -72,7 +92,8 @@ class UvcDriver(UsbDriver):
             if other.desc.cls == USB_CLASS_VIDEO and other.desc.subclass == 0x02 and not other.driver:
                 self.k.usb.claim_interface(self, other, dev)
         dev.v4l2_dev = v4l2.V4l2Device(self.k, intf, mdev, lambda: None, dev)
-        dev.vdev = v4l2.video_register_device(dev.v4l2_dev, mdev.model, "video", v4l2.NodeOps(), self.module)
+        caps = v4l2.V4L2_CAP_VIDEO_CAPTURE | v4l2.V4L2_CAP_STREAMING  # uvc_register_video_device()
+        dev.vdev = v4l2.video_register_device(dev.v4l2_dev, mdev.model, "video", UvcVideoOps(dev), self.module, caps)
         chain = [
             Entity("Extension 3", MEDIA_ENT_F_PROC_VIDEO_PIXEL_FORMATTER, (sink(), source()), owner=dev),
             Entity("Processing 2", MEDIA_ENT_F_PROC_VIDEO_PIXEL_FORMATTER, (sink(), source()), owner=dev),

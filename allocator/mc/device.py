@@ -5,7 +5,8 @@ Models drivers/media/mc/mc-device.c and mc-entity.c: ``media_device_init``,
 reset to 0), ``media_device_unregister`` (clears REGISTERED first, then removes every entity,
 entity_notify and interface), ``media_device_cleanup``; entity registration with the
 entity_notify callbacks run under ``graph_mutex``; pad links (forward + backlink), interface
-links, ``media_entity_setup_link``, ``media_get_pad_index``; and the two ioctls userspace reads
+links, ``__media_entity_setup_link`` and the SETUP_LINK ioctl's ``media_device_setup_link``,
+``__media_pipeline_start``/``stop``, ``media_get_pad_index``; and the two ioctls userspace reads
 it through, DEVICE_INFO and G_TOPOLOGY (no backlinks).
 
 Every object creation and destruction bumps ``topology_version`` (``media_gobj_create`` /
@@ -27,6 +28,7 @@ from ..device import Device, dev_str
 from ..errors import KernelError
 from .devnode import MediaBus, MediaDevnode
 from .entity import Entity, Interface, Link, Pad
+from .legacy import fills_info_dev, legacy_type
 from .topology import (
     DeviceInfo,
     EntityDesc,
@@ -39,16 +41,13 @@ from .topology import (
     TopoPad,
 )
 from .uapi import (
-    MEDIA_ENT_F_IO_V4L,
-    MEDIA_ENT_F_OLD_BASE,
-    MEDIA_ENT_F_TUNER,
     MEDIA_ENT_F_UNKNOWN,
     MEDIA_ENT_F_V4L2_SUBDEV_UNKNOWN,
-    MEDIA_ENT_T_DEVNODE_UNKNOWN,
     MEDIA_GRAPH_ENTITY,
     MEDIA_GRAPH_INTF_DEVNODE,
     MEDIA_GRAPH_LINK,
     MEDIA_GRAPH_PAD,
+    MEDIA_LNK_FL_DYNAMIC,
     MEDIA_LNK_FL_ENABLED,
     MEDIA_LNK_FL_IMMUTABLE,
     MEDIA_LNK_FL_INTERFACE_LINK,
@@ -57,6 +56,10 @@ from .uapi import (
 )
 
 NotifyFn = Callable[[Entity | None, Any], None]
+
+#: include/media/media-device.h: the notification link_notify is called with
+MEDIA_DEV_NOTIFY_PRE_LINK_CH = 0
+MEDIA_DEV_NOTIFY_POST_LINK_CH = 1
 
 
 class EntityNotify:
@@ -96,6 +99,9 @@ class MediaDevice:
         self.source_priv: Any = None
         self.enable_source: Callable[[Entity, object], None] | None = None
         self.disable_source: Callable[[Entity], None] | None = None
+        #: mdev->ops->link_notify(link, flags, notification): PRE before a link changes (an
+        #: error refuses it), POST after; none of the USB drivers modelled here sets one
+        self.link_notify: Callable[[Link, int, int], None] | None = None
 
     def __repr__(self) -> str:
         return f"<MediaDevice {self.devnode_name or 'unregistered'} {self.model!r}>"
@@ -284,17 +290,95 @@ class MediaDevice:
                     owner.num_backlinks -= 1
             self._gobj_destroy(half, self.links)
 
-    def media_entity_setup_link(self, link: Link, flags: int) -> None:
-        """``__media_entity_setup_link()``: only ENABLED may change, and not on IMMUTABLE."""
+    def media_entity_setup_link(self, link: Link | None, flags: int) -> None:
+        """``__media_entity_setup_link()`` (callers hold graph_mutex): only ENABLED may change
+        (EINVAL for any other bit), an IMMUTABLE link only to what it is, and a link into or
+        out of a streaming entity only when it is DYNAMIC (EBUSY); ``link_notify`` before
+        and after, then both halves take the flags.  No uevent, and topology_version stays:
+        the kernel counts objects, not flags (``generation`` is ours, for caches)."""
+        if link is None:
+            raise KernelError(errno.EINVAL, "no such link")
+        if (link.flags & ~MEDIA_LNK_FL_ENABLED) != (flags & ~MEDIA_LNK_FL_ENABLED):
+            raise KernelError(errno.EINVAL, "only a link's ENABLED flag can change")
         if link.flags & MEDIA_LNK_FL_IMMUTABLE:
-            if (flags & MEDIA_LNK_FL_ENABLED) != (link.flags & MEDIA_LNK_FL_ENABLED):
+            if link.flags != flags:
                 raise KernelError(errno.EINVAL, "link is immutable")
             return
+        if link.flags == flags:
+            return
+        source, sink = link.source.entity, link.sink.entity  # type: ignore[union-attr]
+        if not link.flags & MEDIA_LNK_FL_DYNAMIC and (
+            self.media_entity_is_streaming(source) or self.media_entity_is_streaming(sink)
+        ):
+            raise KernelError(errno.EBUSY, "link of a streaming entity")
+        if self.link_notify is not None:
+            self.link_notify(link, flags, MEDIA_DEV_NOTIFY_PRE_LINK_CH)
         self.generation += 1
         for half in (link, link.reverse):
             if half is not None:
-                half.flags = (half.flags & ~MEDIA_LNK_FL_ENABLED) | (flags & MEDIA_LNK_FL_ENABLED)
+                half.flags = flags
                 half.record = None  # made again at the next read
+        if self.link_notify is not None:
+            self.link_notify(link, flags, MEDIA_DEV_NOTIFY_POST_LINK_CH)
+
+    def media_device_setup_link(self, source: tuple[int, int], sink: tuple[int, int], flags: int) -> None:
+        """MEDIA_IOC_SETUP_LINK's ``media_device_setup_link()``: ``source`` and ``sink`` are
+        (entity id, pad index); EINVAL for an unknown entity, a pad index out of range, or no
+        data link between those pads; then ``__media_entity_setup_link`` under graph_mutex."""
+        with self.graph_mutex:
+            src_ent, sink_ent = self.entities.get(source[0]), self.entities.get(sink[0])
+            if src_ent is None or sink_ent is None:
+                raise KernelError(errno.EINVAL, "no such entity")
+            if source[1] >= len(src_ent.pads) or sink[1] >= len(sink_ent.pads):
+                raise KernelError(errno.EINVAL, "no such pad")
+            src_pad, sink_pad = src_ent.pads[source[1]], sink_ent.pads[sink[1]]
+            link = next(  # media_entity_find_link(): the source entity's links
+                (ln for ln in src_ent.links if ln.source is src_pad and ln.sink is sink_pad),
+                None,
+            )
+            self.media_entity_setup_link(link, flags)
+
+    # -- pipelines ---------------------------------------------------------------------------
+
+    @staticmethod
+    def media_entity_is_streaming(entity: Entity) -> bool:
+        return any(pad.pipe is not None for pad in entity.pads)
+
+    def media_pipeline_start(self, pad: Pad, pipe: object) -> None:
+        """``__media_pipeline_start()`` (callers hold graph_mutex): every pad reached from
+        ``pad`` through enabled data links joins ``pipe``; EBUSY when one streams in another
+        pipeline.  Deliberately coarser than the kernel: an entity's pads all go together
+        (no per-pad routing), and no link_validate (none of these drivers has one)."""
+        pads = self._pipeline_pads(pad)
+        if any(p.pipe is not None and p.pipe is not pipe for p in pads):
+            raise KernelError(errno.EBUSY, "pad already in another pipeline")
+        for p in pads:
+            p.pipe = pipe
+
+    def media_pipeline_stop(self, pad: Pad) -> None:
+        """``__media_pipeline_stop()``: the pipeline ``pad`` streams in stops, all its pads."""
+        pipe = pad.pipe
+        if pipe is not None:
+            for p in self.pads.values():
+                if p.pipe is pipe:
+                    p.pipe = None
+
+    @staticmethod
+    def _pipeline_pads(start: Pad) -> list[Pad]:
+        seen: dict[int, Pad] = {}
+        todo = [start.entity]
+        entities: set[int] = set()
+        while todo:
+            entity = todo.pop()
+            if id(entity) in entities:
+                continue
+            entities.add(id(entity))
+            for pad in entity.pads:
+                seen[id(pad)] = pad
+            for link in entity.links:
+                if link.flags & MEDIA_LNK_FL_ENABLED:
+                    todo += [link.source.entity, link.sink.entity]  # type: ignore[union-attr]
+        return list(seen.values())
 
     @staticmethod
     def media_get_pad_index(entity: Entity, is_sink: bool, sig_type: int) -> int:
@@ -410,13 +494,8 @@ def _link_record(ln: Link) -> TopoLink:
 def _legacy_type(e: Entity) -> tuple[int, int, int]:
     """What ENUM_ENTITIES says of an entity besides its name and counts, kept in
     ``e.legacy``: its type, with the kernel's remapping of functions outside the legacy ranges
-    (so old media-ctl does not drop them), and ``info.dev``."""
-    etype = e.function
-    if etype < MEDIA_ENT_F_OLD_BASE or etype > MEDIA_ENT_F_TUNER:
-        if e.obj_type_subdev:
-            etype = MEDIA_ENT_F_V4L2_SUBDEV_UNKNOWN
-        elif etype != MEDIA_ENT_F_IO_V4L:
-            etype = MEDIA_ENT_T_DEVNODE_UNKNOWN
-    major, minor = e.info_dev or (0, 0)
-    e.legacy = (etype, major, minor)
+    (so old media-ctl does not drop them), and ``info.dev`` where the V4L2 core fills it
+    (``allocator.mc.legacy``, which the live reader derives the same answer with)."""
+    major, minor = (e.info_dev or (0, 0)) if fills_info_dev(e.function, e.obj_type_subdev) else (0, 0)
+    e.legacy = (legacy_type(e.function, e.obj_type_subdev), major, minor)
     return e.legacy

@@ -30,7 +30,7 @@ MEDIA_ENTITY_MAX_PADS = 512
 
 
 class Pad:
-    __slots__ = ("entity", "flags", "id", "index", "record", "sig_type")
+    __slots__ = ("entity", "flags", "id", "index", "pipe", "record", "sig_type")
 
     def __init__(self, entity: Entity, index: int, flags: int, sig_type: int) -> None:
         self.entity = entity
@@ -38,6 +38,7 @@ class Pad:
         self.flags = flags
         self.sig_type = sig_type
         self.id = 0
+        self.pipe: object | None = None  # pad->pipe: the media pipeline streaming through it
         self.record: TopoPad | None = None
 
 

@@ -8,8 +8,9 @@ the writes (the tests' ioctl seam with ``ctypes.memmove``, the rig through umock
 Semantics kept: counts and topology_version always computed, -ENOSPC (and no copy-back)
 when a supplied array is too small, arrays after the first short one not written, no
 backlinks; ENUM_ENTITIES exact id or MEDIA_ENT_ID_FLAG_NEXT, -EINVAL past the end;
-ENUM_LINKS pads and outbound links; -EIO once the device is unregistered; -ENOTTY for any
-other request.  ``pack_*`` lay the kernel's structs out as ``copy_to_user()`` hands them over.
+ENUM_LINKS pads and outbound links; SETUP_LINK through ``media_device_setup_link`` (its errno,
+nothing copied back on error); -EIO once the device is unregistered; -ENOTTY for any other
+request.  ``pack_*`` lay the kernel's structs out as ``copy_to_user()`` hands them over.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import struct
 from collections.abc import Iterable
 from typing import NamedTuple, Protocol
 
+from ..errors import KernelError
 from . import uapi_layout
 from .topology import DeviceInfo, EntityDesc, LinkDesc, PadDesc, TopoEntity, TopoInterface, TopoLink, Topology, TopoPad
 from .uapi_layout import ENTITY, INTERFACE, LINK, PAD
@@ -36,6 +38,7 @@ class MediaSource(Protocol):
     def topology(self) -> Topology: ...
     def enum_entities(self) -> tuple[EntityDesc, ...]: ...
     def enum_links(self, entity_id: int) -> tuple[tuple[PadDesc, ...], tuple[LinkDesc, ...]]: ...
+    def media_device_setup_link(self, source: tuple[int, int], sink: tuple[int, int], flags: int) -> None: ...
 
 
 class Reply(NamedTuple):
@@ -48,7 +51,7 @@ class Reply(NamedTuple):
 
 def media_ioctl(dev: MediaSource, request: int, arg: bytes) -> Reply:
     """One ioctl on an open ``/dev/mediaN`` of ``dev``, ``arg`` the bytes copied in."""
-    if request not in uapi_layout.REQUESTS or request == uapi_layout.MEDIA_IOC_SETUP_LINK:
+    if request not in uapi_layout.REQUESTS:
         return Reply(errno.ENOTTY, None)
     if not dev.registered:
         return Reply(errno.EIO, None)
@@ -58,7 +61,22 @@ def media_ioctl(dev: MediaSource, request: int, arg: bytes) -> Reply:
         return _g_topology(dev, arg)
     if request == uapi_layout.MEDIA_IOC_ENUM_ENTITIES:
         return _enum_entities(dev, arg)
+    if request == uapi_layout.MEDIA_IOC_SETUP_LINK:
+        return _setup_link(dev, arg)
     return _enum_links(dev, arg)
+
+
+def _setup_link(dev: MediaSource, arg: bytes) -> Reply:
+    """``media_device_setup_link()``: ``reserved`` zeroed, the argument copied back on success."""
+    desc = uapi_layout.MediaLinkDesc.from_buffer_copy(arg[: ctypes.sizeof(uapi_layout.MediaLinkDesc)])
+    desc.reserved[0] = desc.reserved[1] = 0
+    try:
+        dev.media_device_setup_link(
+            (desc.source.entity, desc.source.index), (desc.sink.entity, desc.sink.index), desc.flags
+        )
+    except KernelError as exc:
+        return Reply(exc.errno or errno.EINVAL, None)
+    return Reply(0, bytes(desc))
 
 
 _TOPOLOGY_CACHE: dict[int, tuple[object, int, tuple[tuple[str, int, bytes], ...]]] = {}

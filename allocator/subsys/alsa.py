@@ -6,13 +6,21 @@ Card numbers are first free of 32; nodes are ``/dev/snd/controlC<card>`` and
 (``try_module_get(card->module)``).  ``snd_card_disconnect`` removes the nodes at once; the
 card itself, and its number, are freed when its last file is closed
 (``snd_card_free_when_closed``).
+
+A card carries the names ``SNDRV_CTL_IOCTL_CARD_INFO`` reports (driver, shortname, longname,
+mixername, components, set by its driver) and, from ``snd_card_register()``, its id: unless
+the driver set one, the last word of the shortname with only its letters and digits kept
+(``snd_card_set_id_no_lock``), made unique with ``_1``, ``_2``...  Its control node answers
+the uapi's control ioctls (``allocator.subsys.alsa_ioctl``).
 """
 
 from __future__ import annotations
 
 import errno
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from ..chrdev import CharFops, UserMemory
 from ..device import Device
 from ..errors import KernelError
 from ..files import File, Fops, enotty
@@ -20,8 +28,14 @@ from ..module import Module
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
+    from ..mc.ioctl import Reply
 
 SND_MAJOR = 116
+SNDRV_CARDS = 32
+SNDRV_PCM_CLASS_GENERIC = 0
+SNDRV_PCM_SUBCLASS_GENERIC_MIX = 0
+#: snd_info_check_reserved_words(): ids a card may not take (they name /proc/asound entries)
+RESERVED_IDS = ("version", "meminfo", "memdebug", "detect", "devices", "oss", "cards", "timers", "synth", "pcm", "seq")
 
 
 class PcmOps:
@@ -36,11 +50,20 @@ class PcmOps:
 
 
 class Pcm:
-    def __init__(self, card: SndCard, device: int, stream: str, name: str, ops: PcmOps) -> None:
+    """One stream of a PCM device with its one substream (``subdevice #0``): snd-usb-audio
+    creates a substream per stream direction; ``opened`` counts its open files."""
+
+    def __init__(self, card: SndCard, device: int, stream: str, name: str, ops: PcmOps, pcm_id: str = "") -> None:
         self.card = card
+        self.number = device
         self.stream = stream  # "c" capture, "p" playback
+        self.id = pcm_id or name  # snd_pcm_new()'s id; the name is the driver's pcm->name
         self.name = name
         self.ops = ops
+        self.dev_class = SNDRV_PCM_CLASS_GENERIC
+        self.dev_subclass = SNDRV_PCM_SUBCLASS_GENERIC_MIX
+        self.substreams = 1
+        self.opened = 0
         node = f"pcmC{card.number}D{device}{stream}"
         self.device = Device(
             node,
@@ -53,18 +76,24 @@ class Pcm:
 
 
 class SndCard:
-    def __init__(self, k: Kernel, number: int, parent: Device, module: Module | None, shortname: str):
+    """``struct snd_card``: its number, names, id, control node and PCM streams."""
+
+    def __init__(self, k: Kernel, number: int, parent: Device, module: Module | None, shortname: str = ""):
         self.k = k
         self.number = number
         self.module = module
+        self.id = ""  # set by snd_card_register() unless the driver gave one
+        self.driver = ""
         self.shortname = shortname
+        self.longname = ""
         self.mixername = ""
+        self.components = ""
         self.device = Device(
             f"card{number}",
             parent,
             "sound",
             dirname=f"sound/card{number}",
-            attrs={"id": shortname[:15], "number": str(number)},
+            attrs={"number": str(number)},
         )
         self.control = Device(
             f"controlC{number}", self.device, "sound", devt=(SND_MAJOR, number * 32), devname=f"snd/controlC{number}"
@@ -82,11 +111,13 @@ class SndCard:
                 raise KernelError(errno.ENODEV, f"open {file.path}: card disconnected")
             if pcm is not None:
                 pcm.ops.open(pcm, file)
+                pcm.opened += 1
             card.open_files += 1
 
         def do_release(file: File) -> None:
             if pcm is not None:
                 pcm.ops.release(pcm, file)
+                pcm.opened -= 1
             card.open_files -= 1
             card.maybe_free()
 
@@ -97,10 +128,24 @@ class SndCard:
                 raise enotty(file, request)
             return pcm.ops.ioctl(pcm, file, request)
 
-        return Fops((self.k.module("snd"), self.module), open=do_open, release=do_release, ioctl=do_ioctl)
+        owners = (self.k.module("snd"), self.module)
+        if pcm is not None:
+            return Fops(owners, open=do_open, release=do_release, ioctl=do_ioctl)
+
+        def unlocked_ioctl(file: File, request: int, arg: bytes | None, user: UserMemory) -> Reply:
+            from .alsa_ioctl import snd_ctl_ioctl
+
+            return snd_ctl_ioctl(card, request, arg)
+
+        return CharFops(owners, unlocked_ioctl, open=do_open, release=do_release, ioctl=do_ioctl)
 
     def register(self) -> None:
-        """``snd_card_register()``: the card, its control node and PCM nodes appear."""
+        """``snd_card_register()``: the card gets its id, then it, its control node and PCM
+        nodes appear."""
+        if not self.id:
+            source = self.shortname or self.longname
+            self.id = snd_card_set_id(source, _last_word(source), list(self.k.devices.devices.values()))
+        self.device.attrs["id"] = self.id
         self.k.devices.device_add(self.device)
         self.k.files.register(self.control, self.fops())
         self.k.devices.device_add(self.control)
@@ -128,9 +173,55 @@ class SndCard:
             self.free_pending = False
             self.k.snd_cards.put(self.number)
 
+    def pcm_next(self, device: int) -> int:
+        """``snd_pcm_next()``: the first PCM device of this card numbered above ``device``, -1
+        when there is none."""
+        later = [pcm.number for pcm in self.pcms if pcm.number > device]
+        return min(later, default=-1)
 
-def snd_card_new(k: Kernel, parent: Device, module: Module | None, shortname: str) -> SndCard:
+    def pcm_stream(self, device: int, stream: str) -> tuple[bool, Pcm | None]:
+        """Whether PCM device ``device`` exists, and its stream ``stream`` ("c"/"p") if any."""
+        found = [pcm for pcm in self.pcms if pcm.number == device]
+        return bool(found), next((pcm for pcm in found if pcm.stream == stream), None)
+
+
+def snd_card_new(k: Kernel, parent: Device, module: Module | None, shortname: str = "") -> SndCard:
     number = k.snd_cards.get()
     if number is None:
         raise KernelError(errno.ENODEV, "no available usb audio device")
     return SndCard(k, number, parent, module, shortname)
+
+
+def _last_word(name: str) -> str:
+    """``retrieve_id_from_card_name()``: from the last whitespace followed by a letter or
+    digit (the whole name when there is none)."""
+    start = 0
+    for i in range(len(name) - 1):
+        if name[i].isspace() and name[i + 1].isascii() and name[i + 1].isalnum():
+            start = i + 1
+    return name[start:]
+
+
+def snd_card_set_id(src: str, nid: str, devices: Iterable[Device]) -> str:
+    """``snd_card_set_id_no_lock()``: the letters and digits of ``nid`` (15 at most; one that
+    starts with a digit gets ``src``'s first letter, or ``D``, in front), ``Default`` when
+    nothing is left or it starts with "card", and a ``_N`` suffix (hex, within the 15) while
+    a registered card or a reserved word has it."""
+    taken = {d.attrs.get("id") for d in devices if d.subsystem == "sound" and d.name.startswith("card")}
+
+    def ok(candidate: str) -> bool:
+        return candidate not in RESERVED_IDS and candidate not in taken
+
+    kept = "".join(c for c in nid if c.isascii() and c.isalnum())
+    prefix = (src[0] if src[:1].isascii() and src[:1].isalpha() else "D") if kept[:1].isdigit() else ""
+    base = (prefix + kept)[:15]
+    for candidate_base in (base, "Default"):
+        if not candidate_base or candidate_base.startswith("card"):
+            candidate_base = "Default"
+        candidate = candidate_base
+        for loop in range(SNDRV_CARDS):
+            if ok(candidate):
+                return candidate
+            suffix = f"_{loop + 1:X}"
+            candidate = candidate_base[: 15 - len(suffix)] + suffix
+    return candidate

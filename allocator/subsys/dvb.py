@@ -12,13 +12,20 @@ FE interface to the tuner and the DVR/DEMUX interfaces to their ts-outs.
 Deliberate difference: minors are handed out first-free (CONFIG_DVB_DYNAMIC_MINORS, as
 distribution kernels build it).  Opening the frontend read-write asks ``enable_source`` for
 the tuner (dvb_frontend_open); a refusal fails the open: "Tuner is busy. Error -16".
+
+A frontend (``dvb_register_frontend``) carries the ``dvb_frontend_ops`` its demodulator and
+tuner drivers attached (name, frequency and symbol-rate ranges, caps, delivery systems) and
+the property cache's delivery system (the first supported one, as ``dvb_frontend_clear_cache``
+sets it); its node answers FE_GET_INFO and FE_GET_PROPERTY (``allocator.subsys.dvb_ioctl``).
 """
 
 from __future__ import annotations
 
 import errno
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..chrdev import CharFops, UserMemory
 from ..device import Device, dev_str
 from ..errors import KernelError
 from ..files import File, Fops, enotty
@@ -41,8 +48,10 @@ from ..module import Module
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
+    from ..mc.ioctl import Reply
 
 DVB_MAJOR = 212
+
 DVR_TSOUT = "dvr-tsout"
 DEMUX_TSOUT = "demux-tsout"
 INTF_TYPES = {
@@ -51,6 +60,75 @@ INTF_TYPES = {
     "dvr": MEDIA_INTF_T_DVB_DVR,
     "net": MEDIA_INTF_T_DVB_NET,
 }
+
+# include/uapi/linux/dvb/frontend.h: delivery systems, DVBv3 types, caps
+SYS_UNDEFINED, SYS_DVBC_ANNEX_A, SYS_DVBC_ANNEX_B, SYS_DVBT, SYS_DSS, SYS_DVBS, SYS_DVBS2 = range(7)
+SYS_DVBH, SYS_ISDBT, SYS_ISDBS, SYS_ISDBC, SYS_ATSC, SYS_ATSCMH, SYS_DTMB = range(7, 14)
+SYS_CMMB, SYS_DAB, SYS_DVBT2, SYS_TURBO, SYS_DVBC_ANNEX_C, SYS_DVBC2 = range(14, 20)
+FE_QPSK, FE_QAM, FE_OFDM, FE_ATSC = range(4)
+FE_CAN_INVERSION_AUTO = 0x1
+FE_CAN_QAM_64 = 0x2000
+FE_CAN_QAM_256 = 0x8000
+FE_CAN_8VSB = 0x200000
+#: dvbv3_type(): the DVBv3 type FE_GET_INFO reports for the cached delivery system
+DVBV3_TYPES = {
+    **dict.fromkeys((SYS_DVBC_ANNEX_A, SYS_DVBC_ANNEX_C, SYS_ISDBC), FE_QAM),
+    **dict.fromkeys((SYS_DVBS, SYS_DVBS2, SYS_TURBO, SYS_ISDBS, SYS_DSS), FE_QPSK),
+    **dict.fromkeys((SYS_DVBT, SYS_DVBT2, SYS_ISDBT, SYS_DTMB), FE_OFDM),
+    **dict.fromkeys((SYS_ATSC, SYS_ATSCMH, SYS_DVBC_ANNEX_B), FE_ATSC),
+}
+SATELLITE = frozenset((SYS_DSS, SYS_DVBS, SYS_DVBS2, SYS_TURBO, SYS_ISDBS))  # frequencies in kHz
+KHZ = 1000
+
+
+@dataclass(frozen=True)
+class DvbFrontendOps:
+    """What ``dvb_frontend_ops`` says to userspace: the demodulator's ``info`` and
+    ``delsys``, and the attached tuner's ``tuner_ops.info`` frequency range and step."""
+
+    name: str
+    delsys: tuple[int, ...]
+    frequency_min_hz: int
+    frequency_max_hz: int
+    frequency_stepsize_hz: int
+    caps: int
+    frequency_tolerance_hz: int = 0
+    symbol_rate_min: int = 0
+    symbol_rate_max: int = 0
+    symbol_rate_tolerance: int = 0
+    tuner_name: str = ""
+    tuner_min_hz: int = 0
+    tuner_max_hz: int = 0
+    tuner_step_hz: int = 0
+
+
+class DvbFrontend:
+    """``struct dvb_frontend``: its ops, its property cache's delivery system, and whether it
+    is gone (``fe->exit == DVB_FE_DEVICE_REMOVED``: every ioctl then gets ENODEV)."""
+
+    def __init__(self, ops: DvbFrontendOps) -> None:
+        self.ops = ops
+        self.delivery_system = ops.delsys[0] if ops.delsys else SYS_UNDEFINED
+        self.removed = False
+        self.oneshot = False  # FE_TUNE_MODE_ONESHOT, never set here
+
+    def frequency_limits(self) -> tuple[int, int, int]:
+        """``dvb_frontend_get_frequency_limits()``: (min, max, tolerance), the narrower of
+        the demodulator's and the tuner's range, in kHz for a satellite system."""
+        ops = self.ops
+        low = max(ops.frequency_min_hz, ops.tuner_min_hz)
+        if ops.frequency_max_hz == 0 or ops.tuner_max_hz == 0:
+            high = ops.frequency_max_hz or ops.tuner_max_hz
+        else:
+            high = min(ops.frequency_max_hz, ops.tuner_max_hz)
+        if self.delivery_system in SATELLITE:
+            return low // KHZ, high // KHZ, ops.frequency_tolerance_hz // KHZ
+        return low, high, ops.frequency_tolerance_hz
+
+    def stepsize(self) -> int:
+        """``dvb_frontend_get_stepsize()``: the larger of the two steps (kHz for satellite)."""
+        step = max(self.ops.frequency_stepsize_hz, self.ops.tuner_step_hz)
+        return step // KHZ if self.delivery_system in SATELLITE else step
 
 
 class DvbAdapter:
@@ -85,6 +163,7 @@ class DvbDevice:
         self.intf_devnode: Interface | None = None
         self.device: Device | None = None
         self.pipe = object()
+        self.fe: DvbFrontend | None = None  # a frontend's dvb_frontend
 
 
 def dvb_register_adapter(
@@ -98,12 +177,21 @@ def dvb_register_adapter(
     return DvbAdapter(k, num, name, module, parent, mdev, owner)
 
 
-def dvb_register_device(adapter: DvbAdapter, dtype: str, entity_name: str = "", demux_sink_pads: int = 0) -> DvbDevice:
+def dvb_register_frontend(adapter: DvbAdapter, ops: DvbFrontendOps) -> DvbDevice:
+    """``dvb_register_frontend()``: the frontend node, its entity named after the ops, and the
+    property cache cleared to the first delivery system."""
+    return dvb_register_device(adapter, "frontend", ops.name, fe=DvbFrontend(ops))
+
+
+def dvb_register_device(
+    adapter: DvbAdapter, dtype: str, entity_name: str = "", demux_sink_pads: int = 0, fe: DvbFrontend | None = None
+) -> DvbDevice:
     k = adapter.k
     minor = k.dvb_minors.get()
     if minor is None:
         raise KernelError(errno.ENFILE, "dvbdev: no free minor")
     dvbdev = DvbDevice(adapter, dtype, minor)
+    dvbdev.fe = fe
     mdev = adapter.mdev
     if mdev is not None:
         _create_media_entity(dvbdev, mdev, entity_name, demux_sink_pads)
@@ -141,8 +229,7 @@ def _create_media_entity(dvbdev: DvbDevice, mdev: MediaDevice, name: str, demux_
         if dvbdev.type == "demux":
             pads = (sink(), *(source() for _ in range(demux_sink_pads)))
             dvbdev.entity = Entity(name or "dvb-demux", MEDIA_ENT_F_TS_DEMUX, pads, owner=owner)
-    if dvbdev.entity is not None:
-        dvbdev.entity.info_dev = (DVB_MAJOR, dvbdev.minor)
+    if dvbdev.entity is not None:  # entity->info.dev stays 0:0: dvbdev.c no longer fills it in
         mdev.media_device_register_entity(dvbdev.entity)
 
 
@@ -178,7 +265,17 @@ def _dvb_fops(dvbdev: DvbDevice) -> Fops:
     def do_ioctl(file: File, request: str) -> Any:
         raise enotty(file, request)
 
-    return Fops((adapter.k.module("dvb_core"),), open=do_open, release=do_release, ioctl=do_ioctl)
+    owners = (adapter.k.module("dvb_core"),)
+    if dvbdev.fe is None:
+        return Fops(owners, open=do_open, release=do_release, ioctl=do_ioctl)
+
+    def unlocked_ioctl(file: File, request: int, arg: bytes | None, user: UserMemory) -> Reply:
+        from .dvb_ioctl import dvb_frontend_ioctl
+
+        assert dvbdev.fe is not None
+        return dvb_frontend_ioctl(dvbdev.fe, request, arg, user)
+
+    return CharFops(owners, unlocked_ioctl, open=do_open, release=do_release, ioctl=do_ioctl)
 
 
 def dvb_create_media_graph(adapter: DvbAdapter) -> None:
@@ -224,6 +321,8 @@ def dvb_create_media_graph(adapter: DvbAdapter) -> None:
 def dvb_unregister_device(dvbdev: DvbDevice) -> None:
     """Node first, then the interface and the entities (``dvb_media_device_free``)."""
     k = dvbdev.adapter.k
+    if dvbdev.fe is not None:
+        dvbdev.fe.removed = True  # dvb_unregister_frontend(): fe->exit = DVB_FE_DEVICE_REMOVED
     if dvbdev.device is not None:
         k.devices.device_del(dvbdev.device)
     mdev = dvbdev.adapter.mdev

@@ -11,6 +11,9 @@
 * ``v4l2_mc_create_media_graph`` links tuner, decoder, I/O entities and connectors as
   drivers/media/v4l2-core/v4l2-mc.c does (only the first connector link enabled).
 * ``v4l_enable_media_source``: any error of ``enable_source`` becomes EBUSY for V4L2.
+* ``v4l_querycap``: VIDIOC_QUERYCAP as the core completes the driver's answer (version,
+  ``device_caps`` from the video device, EXT_PIX_FORMAT); its bytes are
+  ``allocator.subsys.v4l2_ioctl``'s, reached through the node's ``unlocked_ioctl``.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..chrdev import CharFops, UserMemory
 from ..device import Device
 from ..errors import KernelError
-from ..files import File, Fops, enotty
+from ..files import File, enotty
 from ..kref import Kref
 from ..mc.device import MediaDevice
 from ..mc.entity import Entity, sink
@@ -45,8 +49,20 @@ from ..module import Module
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
+    from ..mc.ioctl import Reply
 
 VIDEO_MAJOR = 81
+
+# include/uapi/linux/videodev2.h: struct v4l2_capability's capability bits
+V4L2_CAP_VIDEO_CAPTURE = 0x00000001
+V4L2_CAP_VBI_CAPTURE = 0x00000010
+V4L2_CAP_TUNER = 0x00010000
+V4L2_CAP_AUDIO = 0x00020000
+V4L2_CAP_EXT_PIX_FORMAT = 0x00200000
+V4L2_CAP_META_CAPTURE = 0x00800000
+V4L2_CAP_READWRITE = 0x01000000
+V4L2_CAP_STREAMING = 0x04000000
+V4L2_CAP_DEVICE_CAPS = 0x80000000
 
 VFL_TYPES = {
     "video": (MEDIA_ENT_F_IO_V4L, MEDIA_INTF_T_V4L_VIDEO),
@@ -105,12 +121,21 @@ class NodeOps:
 class VideoDevice:
     """``struct video_device``: its own kref stands for ``vdev->dev``'s references."""
 
-    def __init__(self, v4l2_dev: V4l2Device, name: str, vfl_type: str, ops: NodeOps, owner: Module | None):
+    def __init__(
+        self,
+        v4l2_dev: V4l2Device,
+        name: str,
+        vfl_type: str,
+        ops: NodeOps,
+        owner: Module | None,
+        device_caps: int = 0,
+    ):
         self.v4l2_dev = v4l2_dev
         self.name = name
         self.vfl_type = vfl_type
         self.ops = ops
         self.owner = owner
+        self.device_caps = device_caps  # what the driver set before video_register_device()
         self.minor = -1
         self.num = -1
         self.device: Device | None = None
@@ -125,10 +150,10 @@ class VideoDevice:
 
 
 def video_register_device(
-    v4l2_dev: V4l2Device, name: str, vfl_type: str, ops: NodeOps, owner: Module | None
+    v4l2_dev: V4l2Device, name: str, vfl_type: str, ops: NodeOps, owner: Module | None, device_caps: int = 0
 ) -> VideoDevice:
     k = v4l2_dev.k
-    vdev = VideoDevice(v4l2_dev, name, vfl_type, ops, owner)
+    vdev = VideoDevice(v4l2_dev, name, vfl_type, ops, owner, device_caps)
     minor = k.video_minors.get()
     num = k.video_numbers[vfl_type].get()
     if minor is None or num is None:
@@ -160,7 +185,7 @@ def video_register_device(
     return vdev
 
 
-def _video_fops(vdev: VideoDevice, k: Kernel) -> Fops:
+def _video_fops(vdev: VideoDevice, k: Kernel) -> CharFops:
     def do_open(file: File) -> None:
         if not vdev.registered:
             raise KernelError(errno.ENODEV, f"{vdev.node}: {os.strerror(errno.ENODEV)}")
@@ -178,9 +203,41 @@ def _video_fops(vdev: VideoDevice, k: Kernel) -> Fops:
     def do_ioctl(file: File, request: str) -> Any:
         if not vdev.registered:
             raise KernelError(errno.ENODEV, f"{request} on {file.path}: {os.strerror(errno.ENODEV)}")
+        if request == "VIDIOC_QUERYCAP":
+            return v4l_querycap(vdev, file)
         return vdev.ops.ioctl(vdev, file, request)
 
-    return Fops((k.module("videodev"), vdev.owner), open=do_open, release=do_release, ioctl=do_ioctl)
+    def unlocked_ioctl(file: File, request: int, arg: bytes | None, user: UserMemory) -> Reply:
+        from .v4l2_ioctl import v4l2_ioctl
+
+        return v4l2_ioctl(vdev, file, request, arg)
+
+    return CharFops(
+        (k.module("videodev"), vdev.owner), unlocked_ioctl, open=do_open, release=do_release, ioctl=do_ioctl
+    )
+
+
+def v4l_querycap(vdev: VideoDevice, file: File) -> dict[str, Any]:
+    """``v4l_querycap()`` (v4l2-ioctl.c): version and caps from the core, then the driver's
+    ``vidioc_querycap`` (driver, card, bus_info, capabilities), then EXT_PIX_FORMAT on both.
+    The core WARNs when the driver changed ``device_caps`` or reported capabilities that are
+    not a superset of them."""
+    k = vdev.v4l2_dev.k
+    base = vdev.device_caps | V4L2_CAP_DEVICE_CAPS
+    cap: dict[str, Any] = {
+        "driver": "",
+        "card": "",
+        "bus_info": "",
+        "version": k.media_bus.kernel_version,
+        "capabilities": base,
+        "device_caps": vdev.device_caps,
+    }
+    cap.update(vdev.ops.ioctl(vdev, file, "VIDIOC_QUERYCAP"))
+    if cap["device_caps"] != vdev.device_caps or cap["capabilities"] & base != base:
+        k.warn(f"video4linux {vdev.device.name if vdev.device else vdev.name}", "v4l_querycap: driver's caps")
+    cap["capabilities"] |= V4L2_CAP_EXT_PIX_FORMAT
+    cap["device_caps"] |= V4L2_CAP_EXT_PIX_FORMAT
+    return cap
 
 
 def video_unregister_device(vdev: VideoDevice) -> None:

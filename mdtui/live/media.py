@@ -1,4 +1,5 @@
-"""Reading ``/dev/mediaN``: DEVICE_INFO, the two-call G_TOPOLOGY protocol, ENUM_ENTITIES.
+"""Reading ``/dev/mediaN``: DEVICE_INFO, the two-call G_TOPOLOGY protocol, and what
+ENUM_ENTITIES would add (each entity's legacy type and ``info.dev``, for the media-ctl view).
 
 Every ioctl goes through one seam, ``ioctl(fd, request, buffer)`` (``fcntl.ioctl`` with a
 mutable buffer, by default), so tests and the rig can answer with kernel-layout bytes.
@@ -8,6 +9,13 @@ the second, with arrays a little larger than the counts, fills them.  When the v
 changed between the calls, or the graph outgrew the arrays (ENOSPC, after which the kernel
 copies nothing back), read again, at most ``RETRIES`` times.  Kernels before 4.19 leave
 entity flags and pad indexes out; they are 0 and the order within the entity.
+
+ENUM_ENTITIES's answer: from 4.19 (a complete G_TOPOLOGY) it is derived from G_TOPOLOGY
+(``allocator.mc.legacy``, the rules the simulated kernel answers with), and ENUM_ENTITIES is
+asked by id only for the entities whose type depends on what G_TOPOLOGY cannot show (is it a
+V4L2 sub-device?): none on a HVR-950Q, two on a UVC webcam.  Before 4.19, the walk: one
+ENUM_ENTITIES per entity (MEDIA_ENT_ID_FLAG_NEXT).  An entity seen in an earlier read (same
+id, name and function) keeps the answer it had: it never changes while the entity exists.
 
 Failures become a ``MediaReadError`` with a state a user can act on: ``gone`` (ENOENT,
 ENXIO, ENODEV, EIO: the device went away between enumeration, open and ioctl), ``denied``
@@ -27,6 +35,7 @@ import os
 from collections.abc import Callable
 from typing import NamedTuple
 
+from allocator.mc import legacy as legacy_view
 from allocator.mc import uapi_layout
 from allocator.mc.topology import DeviceInfo, Topology
 
@@ -77,9 +86,8 @@ class MediaRead(NamedTuple):
 
 
 def read(path: str, ioctl: Ioctl = kernel_ioctl, known: MediaRead | None = None) -> MediaRead:
-    """Read a media device.  ``known`` is an earlier read of the same node: an entity's
-    ENUM_ENTITIES answer never changes while it exists, so the walk (one ioctl per entity)
-    is skipped when every entity is one seen before (same id, name and function)."""
+    """Read a media device.  ``known`` is an earlier read of the same node, whose
+    ENUM_ENTITIES answers are kept for the entities seen again."""
     try:  # O_NONBLOCK: a media node ignores it, and a FIFO in a garbage tree does not hang us
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
@@ -89,8 +97,13 @@ def read(path: str, ioctl: Ioctl = kernel_ioctl, known: MediaRead | None = None)
     try:
         info = device_info(fd, path, ioctl)
         topology, retries = g_topology(fd, path, ioctl, info.media_version)
-        if known is not None and info == known.info and _same_entities(topology, known):
-            legacy = {e.id: known.legacy[e.id] for e in topology.entities}
+        seen = _seen(topology, known) if known is not None and info == known.info else {}
+        if info.media_version >= uapi_layout.V2_FLAGS_AND_PAD_INDEX:
+            legacy, unsettled = legacy_view.derive(topology)
+            legacy.update((i, seen[i]) for i in unsettled if i in seen)
+            legacy.update(enum_entity_ids(fd, path, ioctl, [i for i in unsettled if i not in seen]))
+        elif len(seen) == len({e.id for e in topology.entities}):
+            legacy = seen
         else:
             legacy = enum_entities(fd, path, ioctl, len(topology.entities) + SLACK)
         return MediaRead(info, topology, legacy, retries)
@@ -98,9 +111,14 @@ def read(path: str, ioctl: Ioctl = kernel_ioctl, known: MediaRead | None = None)
         os.close(fd)
 
 
-def _same_entities(topology: Topology, known: MediaRead) -> bool:
-    seen = {(e.id, e.name, e.function) for e in known.topology.entities}
-    return all((e.id, e.name, e.function) in seen and e.id in known.legacy for e in topology.entities)
+def _seen(topology: Topology, known: MediaRead) -> dict[int, tuple[int, int, int]]:
+    """The earlier answers for this read's entities that are the same ones (id, name, function)."""
+    before = {(e.id, e.name, e.function) for e in known.topology.entities}
+    return {
+        e.id: known.legacy[e.id]
+        for e in topology.entities
+        if (e.id, e.name, e.function) in before and e.id in known.legacy
+    }
 
 
 def _call(ioctl: Ioctl, fd: int, request: int, buf: object, path: str) -> None:
@@ -174,6 +192,33 @@ def enum_entities(
         if desc.id <= last:  # a device that does not advance would loop forever
             return out
         last = desc.id
-        major, minor = int.from_bytes(bytes(desc.raw[0:4]), "little"), int.from_bytes(bytes(desc.raw[4:8]), "little")
-        out[desc.id] = (desc.type, major, minor)
+        out[desc.id] = _answer(desc)
     return out
+
+
+def enum_entity_ids(
+    fd: int, path: str, ioctl: Ioctl = kernel_ioctl, ids: list[int] | tuple[int, ...] = ()
+) -> dict[int, tuple[int, int, int]]:
+    """ENUM_ENTITIES for these ids alone (exact id).  An entity gone since G_TOPOLOGY (EINVAL)
+    has no answer; ENOTTY means none for any."""
+    out: dict[int, tuple[int, int, int]] = {}
+    for entity_id in ids:
+        desc = uapi_layout.MediaEntityDesc()
+        desc.id = entity_id
+        try:
+            ioctl(fd, uapi_layout.MEDIA_IOC_ENUM_ENTITIES, desc)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                continue
+            if exc.errno == errno.ENOTTY:
+                return out
+            raise MediaReadError(exc.errno or errno.EIO, path, "MEDIA_IOC_ENUM_ENTITIES") from exc
+        if desc.id == entity_id:  # a kernel answering for another entity is not believed
+            out[entity_id] = _answer(desc)
+    return out
+
+
+def _answer(desc: uapi_layout.MediaEntityDesc) -> tuple[int, int, int]:
+    """(type, info.dev major, minor) of an ENUM_ENTITIES answer."""
+    raw = bytes(desc.raw[0:8])
+    return desc.type, int.from_bytes(raw[0:4], "little"), int.from_bytes(raw[4:8], "little")

@@ -60,15 +60,19 @@ def media_ctl_p(dev: MediaDeviceView) -> str:
         out.append(f"{pad}type {kind} subtype {sub} flags {d.flags:x}")
         if ent.devname:
             out.append(f"{pad}device node name {ent.devname}")
+        by_pad: dict[int, list[str]] = {}  # each pad's lines, in the order of the entity's links
+        for ln in ent.links:
+            if ln.source.entity == d.id:
+                other = ents[ln.sink.entity].desc.name if ln.sink.entity in ents else "?"
+                line = f'\t\t-> "{other}":{ln.sink.index} [{link_flags(ln.flags)}]'
+                by_pad.setdefault(ln.source.index, []).append(line)
+            if ln.sink.entity == d.id and (ln.source.entity, ln.source.index) != (d.id, ln.sink.index):
+                other = ents[ln.source.entity].desc.name if ln.source.entity in ents else "?"
+                line = f'\t\t<- "{other}":{ln.source.index} [{link_flags(ln.flags)}]'
+                by_pad.setdefault(ln.sink.index, []).append(line)
         for j in range(d.pads):
             out.append(f"\tpad{j}: {pad_type(pad_flags.get((d.id, j), 0))}")
-            for ln in ent.links:
-                if ln.source.entity == d.id and ln.source.index == j:
-                    other = ents[ln.sink.entity].desc.name if ln.sink.entity in ents else "?"
-                    out.append(f'\t\t-> "{other}":{ln.sink.index} [{link_flags(ln.flags)}]')
-                elif ln.sink.entity == d.id and ln.sink.index == j:
-                    other = ents[ln.source.entity].desc.name if ln.source.entity in ents else "?"
-                    out.append(f'\t\t<- "{other}":{ln.source.index} [{link_flags(ln.flags)}]')
+            out.extend(by_pad.get(j, ()))
         out.append("")
     return "\n".join(out) + "\n"
 

@@ -1,4 +1,9 @@
-"""The media ioctls of the rig's /dev/mediaN, in the kernel's order, EFAULT included.
+"""The ioctls of the rig's device nodes, in the kernel's order, EFAULT included: the media
+ioctls of /dev/mediaN (``MediaNode``), and the uapi ioctls of the video/VBI nodes, the ALSA
+control nodes and the DVB frontends (``CharNode``), which the simulated kernel answers through
+the open file's ``unlocked_ioctl`` (``allocator.chrdev.vfs_ioctl``).  Every open of one of
+those nodes is an open of the simulated node (it pins the modules behind it, runs the
+driver's open, and is released at close or exit), as for /dev/mediaN.
 
 ``media_ioctl()`` (drivers/media/mc/mc-devnode.c) answers EIO once the devnode is
 unregistered; ``media_device_ioctl()`` (mc-device.c) answers ENOTTY for an unknown request,
@@ -13,7 +18,9 @@ client and kills the client at an unmapped address.  The write shim (``shim.c``)
 sends every media ioctl as ``MDTUI_RIG_IOCTL`` with a ``RigCall``: the request, the argument
 pointer, and how many bytes are readable and writable there and at each user pointer; the
 rig touches nothing beyond that.  A request that comes without the shim (a program that
-does not load it) is trusted, except for a NULL argument.
+does not load it) is trusted, except for a NULL argument.  The same holds for every request
+on the other nodes the rig answers (the shim wraps any V4L2, ALSA control, DVB frontend or
+media request on a node that has a handler), FE_GET_PROPERTY's property array included.
 """
 
 from __future__ import annotations
@@ -33,10 +40,12 @@ import gi
 gi.require_version("UMockdev", "1.0")
 from gi.repository import GLib, UMockdev  # noqa: E402
 
-from allocator import KernelError  # noqa: E402
+from allocator import Kernel, KernelError  # noqa: E402
+from allocator.chrdev import vfs_ioctl  # noqa: E402
 from allocator.mc import uapi_layout  # noqa: E402
 from allocator.mc.device import MediaDevice  # noqa: E402
-from allocator.mc.ioctl import media_ioctl  # noqa: E402
+from allocator.mc.ioctl import Reply, media_ioctl  # noqa: E402
+from allocator.subsys import dvb_ioctl  # noqa: E402
 
 from ..sources.sim import SimSource  # noqa: E402
 from .peers import hung_up  # noqa: E402
@@ -64,6 +73,7 @@ POINTERS: dict[int, tuple[tuple[int, int], ...]] = {
         (uapi_layout.MediaLinksEnum.pads.offset, ctypes.sizeof(uapi_layout.MediaPadDesc)),
         (uapi_layout.MediaLinksEnum.links.offset, ctypes.sizeof(uapi_layout.MediaLinkDesc)),
     ),
+    dvb_ioctl.FE_GET_PROPERTY: ((8, dvb_ioctl.DTV_PROPERTY.size),),  # dtv_properties.props
 }
 
 
@@ -173,8 +183,76 @@ class Opened:
         return True
 
 
-class MediaNode(UMockdev.IoctlBase):
-    """The ioctls of one /dev/mediaN: each client answered from the device it opened.  Runs on
+def char_nodes(kernel: Kernel) -> list[str]:
+    """The nodes ``CharNode`` answers: video and VBI nodes, ALSA control nodes, DVB frontends
+    (PCM, demux, DVR and net nodes stay plain testbed files)."""
+    return sorted(
+        node
+        for node, dev in kernel.view.device_nodes().items()
+        if dev.subsystem == "video4linux"
+        or (dev.subsystem == "sound" and dev.name.startswith("controlC"))
+        or (dev.subsystem == "dvb" and ".frontend" in dev.name)
+    )
+
+
+class Call:
+    """One ioctl as the client made it: the request, what its memory allows, and the data
+    holding its argument pointer (the shim's RigCall, or umockdev's own argument)."""
+
+    def __init__(self, client: Any) -> None:
+        request = client.get_request() & 0xFFFFFFFF
+        top = client.get_arg()
+        if request == MDTUI_RIG_IOCTL:
+            call = top.resolve(0, RIG_CALL.size)
+            self.request, self.access = Access.from_shim(bytes(call.retrieve()))
+            self.holder, self.offset = call, _ARG_OFFSET
+        else:
+            pointer = _POINTER.unpack_from(bytes(top.retrieve()))[0]
+            self.request, self.access = request, Access.unchecked(pointer, arg_size(request))
+            self.holder, self.offset = top, 0
+        self.size = arg_size(self.request)
+        self.arg: Any = None
+        self.raw = b""
+
+    def copy_in(self) -> bool:
+        """``copy_from_user()`` of the whole argument; False when it faults."""
+        if self.access.readable < self.size:
+            return False
+        if not self.size:
+            return True
+        self.arg = self.holder.resolve(self.offset, self.size)
+        if self.arg is None:  # a NULL argument that came unchecked: never dereferenced
+            return False
+        self.raw = bytes(self.arg.retrieve())
+        return True
+
+    def copy_out(self, reply: Reply) -> int:
+        """The reply's array writes, then (on success) the argument: the call's errno."""
+        if self.arg is not None and copy_out_arrays(self.arg, self.raw, self.request, reply.writes, self.access):
+            return errno.EFAULT
+        if reply.errno:
+            return reply.errno
+        if reply.arg is not None:
+            if self.access.writable < self.size or self.arg is None:
+                return errno.EFAULT  # copy_to_user() of the argument
+            self.arg.update(0, reply.arg)
+        return 0
+
+    def copy_from_user(self, pointer: int, size: int) -> bytes | None:
+        """``UserMemory``: ``size`` bytes at one of the argument's user pointers, if the
+        shim saw that much there (nothing else is ever read)."""
+        for index, (offset, _element) in enumerate(POINTERS.get(self.request, ())):
+            if self.arg is None or _POINTER.unpack_from(self.raw, offset)[0] != pointer:
+                continue
+            if not pointer or self.access.room_for(index, pointer) < size:
+                return None
+            data = self.arg.resolve(offset, size)
+            return bytes(data.retrieve()) if data is not None else None
+        return None
+
+
+class Node(UMockdev.IoctlBase):
+    """The ioctls of one node: each client answered from the file it opened.  Runs on
     umockdev's ioctl thread; the rig's state is reached under ``rig.lock``."""
 
     def __init__(self, rig: Rig, node: str) -> None:
@@ -198,7 +276,7 @@ class MediaNode(UMockdev.IoctlBase):
     def do_handle_ioctl(self, client: Any) -> bool:
         opened = self.clients.get(client)
         try:
-            result = self.answer(client, opened) if opened is not None else errno.ENXIO
+            result = self.answer(Call(client), opened) if opened is not None else errno.ENXIO
         except GLib.Error:  # the client went away in the middle of the call
             if opened is not None:
                 opened.dead = True
@@ -209,39 +287,37 @@ class MediaNode(UMockdev.IoctlBase):
         client.complete(-1 if result else 0, result)
         return True
 
-    def answer(self, client: Any, opened: Opened) -> int:
-        """One ioctl, in media_ioctl()'s and media_device_ioctl()'s order; its errno (0: done)."""
-        request = client.get_request() & 0xFFFFFFFF
-        top = client.get_arg()
-        if request == MDTUI_RIG_IOCTL:
-            call = top.resolve(0, RIG_CALL.size)
-            request, access = Access.from_shim(bytes(call.retrieve()))
-            holder, offset = call, _ARG_OFFSET
-        else:
-            pointer = _POINTER.unpack_from(bytes(top.retrieve()))[0]
-            access = Access.unchecked(pointer, arg_size(request))
-            holder, offset = top, 0
-        if request not in uapi_layout.REQUESTS:
+    def answer(self, call: Call, opened: Opened) -> int:
+        """One ioctl; its errno (0: done)."""
+        raise NotImplementedError
+
+
+class MediaNode(Node):
+    """A /dev/mediaN, in media_ioctl()'s and media_device_ioctl()'s order."""
+
+    def answer(self, call: Call, opened: Opened) -> int:
+        if call.request not in uapi_layout.REQUESTS:
             return errno.ENOTTY
         if opened.mdev is None:
             return errno.ENXIO  # opened while nothing was registered there
         if not opened.mdev.registered:
             return errno.EIO
-        size = arg_size(request)
-        if access.readable < size:
-            return errno.EFAULT  # copy_from_user() of the argument
-        arg = holder.resolve(offset, size)
-        if arg is None:  # a NULL argument that came unchecked: never dereferenced
+        if not call.copy_in():
             return errno.EFAULT
-        raw = bytes(arg.retrieve())
         with self.rig.lock:
-            reply = media_ioctl(opened.mdev, request, raw)
-        if copy_out_arrays(arg, raw, request, reply.writes, access):
-            return errno.EFAULT
-        if reply.errno:
-            return reply.errno
-        if access.writable < size:
-            return errno.EFAULT  # copy_to_user() of the argument
-        if reply.arg is not None:
-            arg.update(0, reply.arg)
-        return 0
+            reply = media_ioctl(opened.mdev, call.request, call.raw)
+        return call.copy_out(reply)
+
+
+class CharNode(Node):
+    """A video/VBI node, an ALSA control node or a DVB frontend: the argument copied in (None
+    to the kernel when that faults: each subsystem says EFAULT where its ioctl path copies),
+    the simulated file's ``unlocked_ioctl``, then the copies out."""
+
+    def answer(self, call: Call, opened: Opened) -> int:
+        if opened.source is None or opened.fd is None:
+            return errno.ENXIO  # nothing could be opened there
+        arg = call.raw if call.copy_in() else None
+        with self.rig.lock:
+            reply = vfs_ioctl(opened.source.kernel.files, opened.fd, call.request, arg, call)
+        return call.copy_out(reply)

@@ -1,5 +1,10 @@
 """``mdtui rig``: become the rig's server (mdtui/rig/server.py) on the interpreter that has
-GObject introspection, under ``umockdev-wrapper``, and hand it COMMAND.
+GObject introspection, with umockdev's preload library, and hand it COMMAND.
+
+The library is the one the project's set-up built (mdtui/rig/preload.py: its map of emulated
+files grows, as a process's files may, up to RLIMIT_NOFILE), preloaded the way
+``umockdev-wrapper`` preloads the installed one; without it, ``umockdev-wrapper`` and the
+installed library, which aborts a client at its 51st emulated file (said on stderr).
 
 The process execs into the server (nothing sits in between): a signal sent to ``mdtui rig``
 is a signal to the server, which passes it on to COMMAND, waits for it and cleans up
@@ -18,6 +23,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from . import preload
 
 PACKAGES = "umockdev gir1.2-umockdev-1.0 python3-gi gcc"
 EX_UNAVAILABLE = 69  # sysexits.h: a service the command needs is not there
@@ -51,7 +58,11 @@ def command_line(command: list[str], script: str | None, variant: str) -> list[s
     if command[0] == "mdtui":
         command = [sys.executable, "-m", "mdtui", *command[1:]]
     opts = ["--variant", variant] + (["--script", str(Path(script).resolve())] if script else [])
-    return ["umockdev-wrapper", interpreter(), "-m", "mdtui.rig.server", *opts, "--", *command]
+    server = [interpreter(), "-m", "mdtui.rig.server", *opts, "--", *command]
+    built = preload.path()
+    if built.exists():
+        return ["env", f"LD_PRELOAD={':'.join(p for p in (str(built), os.environ.get('LD_PRELOAD')) if p)}", *server]
+    return ["umockdev-wrapper", *server]
 
 
 def run(command: list[str], script: str | None = None, variant: str = "mainline") -> int:
@@ -66,6 +77,13 @@ def run(command: list[str], script: str | None = None, variant: str = "mainline"
     project = str(Path(__file__).resolve().parents[2])  # allocator/ and mdtui/ live here
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (project, os.environ.get("PYTHONPATH")) if p))
     line = command_line(command, script, variant)
+    if line[0] == "umockdev-wrapper":
+        print(
+            f"mdtui rig: {preload.path()} is not built (`make rig-preload` or `python -m "
+            "mdtui.rig.preload` builds it): umockdev's own preload library aborts a program at "
+            "its 51st emulated open file",
+            file=sys.stderr,
+        )
     sys.stdout.flush()
     sys.stderr.flush()
     try:

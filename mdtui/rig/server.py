@@ -15,6 +15,8 @@ What the programs inside see:
   goes away however it goes (``mdtui.rig.peers``); every ioctl is answered from the media
   device that fd was opened on, bad pointers included (``mdtui.rig.ioctls``), so an fd kept
   across an unregister gets EIO while a new open reaches the new device;
+* the video/VBI nodes, ALSA control nodes and DVB frontends likewise: opens of the simulated
+  node, ioctls answered by its ``unlocked_ioctl`` (QUERYCAP, CARD_INFO, FE_GET_INFO...);
 * uevents: each one the simulation emits, sent after the tree shows its result
   (``mdtui.rig.uevents``);
 * writes to ``/sys/bus/usb/drivers/*/{bind,unbind}``: the written bytes are one device name,
@@ -57,7 +59,7 @@ from ..sources.sim import DEFAULT_WORLD, SimSource, build  # noqa: E402
 from . import command as cmd  # noqa: E402
 from . import uevents  # noqa: E402
 from .control import ControlServer, error  # noqa: E402
-from .ioctls import MediaNode, Opened  # noqa: E402
+from .ioctls import CharNode, MediaNode, Node, Opened, char_nodes  # noqa: E402
 from .launch import EX_UNAVAILABLE  # noqa: E402
 from .peers import PeerFinder  # noqa: E402
 from .tree import write_tree  # noqa: E402
@@ -88,7 +90,7 @@ class Rig:
         self.closing = False
         self.testbed = UMockdev.Testbed.new()
         self.root = Path(self.testbed.get_root_dir())
-        self.handlers: dict[str, MediaNode] = {}
+        self.handlers: dict[str, Node] = {}
         self.peers = PeerFinder()
         self._uevents: list[Event] = []
         self.sender = uevents.Sender(str(self.root))
@@ -124,9 +126,10 @@ class Rig:
             if old.exists():
                 shutil.rmtree(old)
         shutil.rmtree(stage)
-        for node in self.kernel.view.media_nodes():
+        nodes = [(node, MediaNode) for node in self.kernel.view.media_nodes()]
+        for node, kind in nodes + [(node, CharNode) for node in char_nodes(self.kernel)]:
             if node not in self.handlers:
-                self.handlers[node] = MediaNode(self, node)
+                self.handlers[node] = kind(self, node)
                 self.testbed.attach_ioctl(node, self.handlers[node])
         sent, self._uevents = self._uevents, []
         for event in sent:

@@ -14,8 +14,10 @@
  * 2. Bad ioctl pointers.  umockdev's preload lets the rig read and write the client's memory
  *    from inside the client; an unmapped address makes it print "emulation code requested
  *    invalid read" and exit.  The kernel answers EFAULT instead (copy_from_user/copy_to_user).
- *    An ioctl() with a media request (include/uapi/linux/media.h) on an fd open on
- *    $UMOCKDEV_DIR/dev/mediaN is passed on as MDTUI_RIG_IOCTL, a request carrying the
+ *    An ioctl() with a media, V4L2, ALSA control or DVB frontend request (the types '|', 'V',
+ *    'U', 'o') on an fd open on a node the rig answers (one that has an ioctl socket in the
+ *    testbed: /dev/mediaN, the video/VBI nodes, the ALSA control nodes, the DVB frontends) is
+ *    passed on as MDTUI_RIG_IOCTL, a request carrying the
  *    original one, its argument, and how many bytes are readable and writable at the argument
  *    (copied out and back with process_vm_readv/writev on the own pid) and at each user
  *    pointer inside it (read from /proc/self/maps: the arrays' lengths are the rig's to
@@ -25,7 +27,7 @@
  *    writes, EFAULT on copy-out).  MDTUI_RIG_IOCTL from the program itself gets ENOTTY: an
  *    unknown request, as on the real device.
  *
- * 3. Closes and exits.  A close() of an fd on /dev/mediaN returns once the rig has closed the
+ * 3. Closes and exits.  A close() of an fd on such a node returns once the rig has closed the
  *    simulated file (the module pinned by the open is released then, as in the kernel).  The
  *    rig also closes the file of any process whose ioctl socket went away (an exit or a kill);
  *    an open of /sys/module/NAME/refcnt first asks the rig to do so ("reap"), so a parent that
@@ -36,6 +38,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/dvb/frontend.h>
 #include <linux/media.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -203,13 +206,15 @@ static int sysfs_write(const char *op, const char *driver, const void *buf, size
     return ask_rig(line);
 }
 
-/* ---- which fds are /dev/mediaN --------------------------------------------------------- */
+/* ---- which fds are nodes the rig answers ------------------------------------------------ */
 
-/* Is fd open on the testbed's /dev/mediaN?  Asked of the kernel (not umockdev's wrappers). */
-static int is_media_fd(int fd)
+/* Is fd open on a node of the testbed that the rig answers: a file under $UMOCKDEV_DIR/dev
+ * with an ioctl socket at $UMOCKDEV_DIR/ioctl/dev/... (umockdev's own test for a node with a
+ * handler)?  Asked of the kernel (not umockdev's wrappers). */
+static int is_rig_fd(int fd)
 {
     const char *root = getenv("UMOCKDEV_DIR");
-    char link[64], target[4096];
+    char link[64], target[4096], sock[4096 + 16];
     long n;
     size_t len;
 
@@ -221,10 +226,11 @@ static int is_media_fd(int fd)
         return 0;
     target[n] = '\0';
     len = strlen(root);
-    if (strncmp(target, root, len) != 0 || strncmp(target + len, "/dev/media", 10) != 0)
+    if (strncmp(target, root, len) != 0 || strncmp(target + len, "/dev/", 5) != 0)
         return 0;
-    const char *digits = target + len + 10;
-    return *digits != '\0' && strspn(digits, "0123456789") == strlen(digits);
+    if ((size_t)snprintf(sock, sizeof sock, "%s/ioctl%s", root, target + len) >= sizeof sock)
+        return 0;
+    return syscall(SYS_faccessat, AT_FDCWD, sock, F_OK, 0) == 0;
 }
 
 static int is_refcnt(const char *path)
@@ -315,8 +321,9 @@ static void measure(struct span *spans, int n)
     }
 }
 
-/* The user pointers inside a media ioctl's argument: their offsets (the rig knows the element
- * sizes).  G_TOPOLOGY's four arrays; ENUM_LINKS' pads and links. */
+/* The user pointers inside an ioctl's argument: their offsets (the rig knows the element
+ * sizes).  G_TOPOLOGY's four arrays; ENUM_LINKS' pads and links; FE_GET_PROPERTY's
+ * properties (read and written back). */
 static int pointer_fields(unsigned int request, size_t offsets[4])
 {
     if (request == MEDIA_IOC_G_TOPOLOGY) {
@@ -331,13 +338,18 @@ static int pointer_fields(unsigned int request, size_t offsets[4])
         offsets[1] = offsetof(struct media_links_enum, links);
         return 2;
     }
+    if (request == FE_GET_PROPERTY) {
+        offsets[0] = offsetof(struct dtv_properties, props);
+        return 1;
+    }
     return 0;
 }
 
-static int is_media_request(unsigned int request)
+/* A request of the media, V4L2, ALSA control or DVB frontend ioctls (by its type). */
+static int is_rig_request(unsigned int request)
 {
-    return request == MEDIA_IOC_DEVICE_INFO || request == MEDIA_IOC_ENUM_ENTITIES || request == MEDIA_IOC_ENUM_LINKS ||
-           request == MEDIA_IOC_SETUP_LINK || request == MEDIA_IOC_G_TOPOLOGY;
+    unsigned int type = _IOC_TYPE(request);
+    return type == '|' || type == 'V' || type == 'U' || type == 'o';
 }
 
 /* Bytes readable, then writable, at the argument: copied out of it and back in by the kernel
@@ -408,7 +420,7 @@ int ioctl(int fd, unsigned long request, ...)
     if (next == NULL)
         next = (int (*)(int, unsigned long, ...))dlsym(RTLD_NEXT, "ioctl");
     unsigned int cmd = (unsigned int)request; /* the kernel's ioctl takes an unsigned int */
-    if ((!is_media_request(cmd) && cmd != MDTUI_RIG_IOCTL) || !is_media_fd(fd))
+    if (!is_rig_request(cmd) || !is_rig_fd(fd))
         return next(fd, request, arg);
     if (cmd == MDTUI_RIG_IOCTL) {
         errno = ENOTTY; /* not a request the media device knows */
@@ -450,14 +462,14 @@ ssize_t write(int fd, const void *buf, size_t count)
 int close(int fd)
 {
     static int (*next)(int);
-    int media = is_media_fd(fd), ret, saved;
+    int rig = is_rig_fd(fd), ret, saved;
 
     if (next == NULL)
         next = (int (*)(int))dlsym(RTLD_NEXT, "close");
     forget(fd);
     ret = next(fd);
     saved = errno;
-    if (ret == 0 && media)
+    if (ret == 0 && rig)
         ask_rig("reap\n");
     errno = saved;
     return ret;

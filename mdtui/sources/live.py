@@ -89,6 +89,7 @@ class LiveSource(Source):
         self._seq = 0
         self._cache: dict[str, tuple[MediaDeviceView, str]] = {}  # media path -> view, usb path
         self._dirty: set[str] | None = None  # USB device paths to re-read; None: everything
+        self._reread_media = False  # the next snapshot reads every media device's ioctls again
         self._monitor_factory = monitor_factory
         self.monitor: Monitor | None = None
         self.mode = "inferred"
@@ -274,9 +275,14 @@ class LiveSource(Source):
 
     # -- snapshots ---------------------------------------------------------------------
 
+    def reread_media(self) -> None:
+        with self.lock:
+            self._reread_media = True
+
     def snapshot(self) -> SystemSnapshot:
         with self.lock:
             dirty, self._dirty = self._dirty, set()
+            reread, self._reread_media = self._reread_media, False
         reuse = {} if dirty is None else {p: u for p, u in self._usb.items() if p not in dirty}
         usb_devices = self.sysfs.usb_devices(reuse)
         by_path = {str(u.path): u for u in usb_devices}
@@ -292,7 +298,7 @@ class LiveSource(Source):
             key = str(entry.path)
             seen.add(key)
             cached = self._cache.get(key)
-            if cached is not None and dirty is not None and not _touched(cached[1], dirty):
+            if cached is not None and dirty is not None and not reread and not _touched(cached[1], dirty):
                 views.append(cached[0])
                 continue
             view, usb_path = self._device(entry.name, entry.path, by_path)

@@ -65,10 +65,11 @@ class EntityTree(Tree[object]):
         self._dev: MediaDeviceView | None = None
 
     def show(self, dev: MediaDeviceView | None) -> None:
-        # the graph object itself (compared by identity: cheap), or for a device that could
-        # not be read (all have the same empty graph) which one and why
+        # the graph (by identity first, cheap; a live source reads an equal graph anew every
+        # re-read, and rebuilding the tree would fold what the user unfolded), or for a
+        # device that could not be read (all have the same empty graph) which one and why
         shown = None if dev is None else dev.topology if dev.unread is None else (dev.key, dev.unread)
-        if dev is not None and (self._shown is shown or (dev.unread is not None and self._shown == shown)):
+        if dev is not None and (self._shown is shown or self._shown == shown):
             return
         self._shown = shown
         self._dev = dev

@@ -99,8 +99,10 @@ def test_each_corruption_is_reported(hvr: Kernel, name: str) -> None:
 def test_records_match_their_objects_after_setup_link_and_rebinds() -> None:
     k = make_kernel("au0828", "snd_usb_audio", plug=("hvr950q",))
     mdev = _mdev(k)
-    mutable = next(
-        ln for ln in mdev.links.values() if not ln.is_backlink and not ln.flags & uapi.MEDIA_LNK_FL_IMMUTABLE
+    mutable = next(  # a data link: SETUP_LINK reaches no interface link
+        ln
+        for ln in mdev.links.values()
+        if not ln.is_backlink and not ln.flags & (uapi.MEDIA_LNK_FL_IMMUTABLE | uapi.MEDIA_LNK_FL_INTERFACE_LINK)
     )
     mdev.media_entity_setup_link(mutable, mutable.flags ^ uapi.MEDIA_LNK_FL_ENABLED)
     k.usb.unbind("snd-usb-audio", "1-1:1.1")

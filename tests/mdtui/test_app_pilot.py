@@ -10,9 +10,11 @@ from rich.console import Console
 from textual import events
 from textual.command import CommandList
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import Input, TabbedContent
 
-from mdtui.scenarios import make_app, settle
+import mdtui.app
+from allocator.mc.uapi import MEDIA_LNK_FL_ENABLED
+from mdtui.scenarios import make_app, settle, show_drawing
 from mdtui.screens.choice import ChoiceScreen, ConfirmScreen
 from mdtui.screens.help import HelpScreen
 from mdtui.widgets.detail import render_detail
@@ -282,3 +284,38 @@ async def test_slash_in_a_dialog_leaves_the_filter_alone(pilot: Pilot) -> None:
     assert isinstance(app.screen, ChoiceScreen) and not app.query_one("#filter", Input).has_class("visible")
     await pilot.press("escape")
     assert app.screen is app.screen_stack[0]
+
+
+@pytest.mark.asyncio
+async def test_a_graph_tab_shows_a_link_change_no_event_told(pilot: Pilot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SETUP_LINK sends no uevent and keeps topology_version: the graph tabs read the topology
+    again every REREAD_PERIOD while one is visible, and not once another tab is."""
+    monkeypatch.setattr(mdtui.app, "REREAD_PERIOD", 0.05)
+    app = pilot.app
+    mdev = next(s.mdev for s in app.source.kernel.view.media_devices() if s.mdev.model == "WinTV HVR-950Q")
+    tuner = next(e for e in mdev.entities.values() if e.name == "tuner 0-0061")
+    link = next(ln for ln in tuner.links if not ln.is_backlink and ln.sink.entity.name == "au8522 0-0047")
+
+    def enabled_in_snapshot() -> bool:
+        topo = app.snapshot.device("1-1").topology
+        return bool(next(r.flags for r in topo.links if r.id == link.id) & MEDIA_LNK_FL_ENABLED)
+
+    def toggle(flags: int) -> None:
+        with app.source.lock:
+            mdev.media_device_setup_link((tuner.id, link.source.index), (link.sink.entity.id, link.sink.index), flags)
+
+    drawing = await show_drawing(pilot)
+    before = drawing.content.plain
+    assert not enabled_in_snapshot()
+    toggle(MEDIA_LNK_FL_ENABLED)
+    await pilot.pause(0.3)
+    await settle(app)
+    assert enabled_in_snapshot()
+    assert drawing.content.plain != before  # the edge is drawn enabled now
+    app.query_one(TabbedContent).active = "tab-allocator"
+    await pilot.pause(0.1)
+    await settle(app)
+    toggle(0)
+    await pilot.pause(0.3)
+    await settle(app)
+    assert enabled_in_snapshot()  # no tab re-reads: the link change stays unseen

@@ -29,13 +29,23 @@ def test_missing_prerequisites_are_named_with_their_packages(
     assert "apt-get install umockdev gir1.2-umockdev-1.0 python3-gi gcc" in err
 
 
-def test_command_line_runs_mdtui_on_this_interpreter() -> None:
+def test_command_line_runs_mdtui_on_this_interpreter(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(launch.preload, "path", lambda: tmp_path / "absent.so")
     line = launch.command_line(["mdtui", "dump"], None, "fixed")
     assert line[:4] == ["umockdev-wrapper", launch.interpreter(), "-m", "mdtui.rig.server"]
     assert line[line.index("--") + 1 :] == [sys.executable, "-m", "mdtui", "dump"]
     assert line[line.index("--variant") + 1] == "fixed"
     no_command = launch.command_line([], None, "mainline")
     assert no_command[no_command.index("--") + 1 :] == [sys.executable, "-m", "mdtui", "--source", "live"]
+
+
+def test_command_line_preloads_the_built_library(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    built = tmp_path / "libumockdev-preload.so.0"
+    built.write_bytes(b"")
+    monkeypatch.setattr(launch.preload, "path", lambda: built)
+    monkeypatch.setenv("LD_PRELOAD", "/other.so")
+    line = launch.command_line(["true"], None, "mainline")
+    assert line[:5] == ["env", f"LD_PRELOAD={built}:/other.so", launch.interpreter(), "-m", "mdtui.rig.server"]
 
 
 def test_uevent_message_layout() -> None:

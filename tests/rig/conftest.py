@@ -19,9 +19,15 @@ if "MDTUI_RIG_CONTROL" not in os.environ:
 #: cases run by the hostile-client suite (tests/rig/test_hostile.py), by kind: printed at the
 #: end of the run, so the figure can be recorded
 CASES: Counter[str] = Counter()
+#: v4l2-compliance's totals, a line per run (tests/rig/test_compliance.py), printed at the end
+COMPLIANCE: list[str] = []
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if COMPLIANCE:
+        terminalreporter.write_line(f"v4l2-compliance -M, {len(COMPLIANCE)} runs:")
+        for line in COMPLIANCE:
+            terminalreporter.write_line(f"  {line}")
     if CASES:
         kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(CASES.items()))
         terminalreporter.write_line(f"hostile-client cases run: {sum(CASES.values())} ({kinds})")

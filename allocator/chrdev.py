@@ -1,0 +1,91 @@
+"""Character-device ioctls in the uapi's bytes: ``vfs_ioctl()`` calling the open file's
+``file_operations.unlocked_ioctl``.
+
+``allocator.files`` routes the simulation's own calls by request *name* (``k.ioctl(fd,
+"VIDIOC_STREAMON")``); a program on the rig sends numbers and bytes.  A subsystem whose nodes
+answer those registers ``CharFops``: the same open/release/ioctl plus ``unlocked_ioctl(file,
+request, arg, user)``, which gets the bytes ``copy_from_user()`` took of the argument (None
+when that faulted: each subsystem answers EFAULT where its own ioctl path copies) and a
+``UserMemory`` for the user pointers inside it, and returns the kernel's answer as an
+``allocator.mc.ioctl.Reply`` (errno, the argument to copy back, the bytes written at user
+pointers).  A file whose operations have no ``unlocked_ioctl`` answers ENOTTY, as
+``vfs_ioctl()`` does.
+
+This module stays free of ctypes (the simulation alone never loads it): the answers live in
+``allocator.subsys.{v4l2,alsa,dvb}_ioctl`` and are imported when the first ioctl arrives.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from .files import File, Fops
+
+if TYPE_CHECKING:
+    from .files import FileTable
+    from .mc.ioctl import Reply
+    from .module import Module
+
+
+class UserMemory(Protocol):
+    """The caller's memory as the kernel reaches it: ``copy_from_user()`` of ``size`` bytes at
+    ``pointer``, or None when they are not all readable (the call then fails with EFAULT)."""
+
+    def copy_from_user(self, pointer: int, size: int) -> bytes | None: ...
+
+
+UnlockedIoctl = Callable[[File, int, "bytes | None", UserMemory], "Reply"]
+
+
+class CharFops(Fops):
+    """``struct file_operations`` with ``unlocked_ioctl``: the uapi's ioctls of one node."""
+
+    __slots__ = ("unlocked_ioctl",)
+
+    def __init__(
+        self,
+        owners: tuple[Module | None, ...],
+        unlocked_ioctl: UnlockedIoctl,
+        open: Callable[[File], None] | None = None,
+        release: Callable[[File], None] | None = None,
+        ioctl: Callable[[File, str], object] | None = None,
+    ) -> None:
+        super().__init__(owners, open=open, release=release, ioctl=ioctl)
+        self.unlocked_ioctl = unlocked_ioctl
+
+
+_IOC_WRITE, _IOC_READ = 1, 2
+
+
+def ioc(direction: str, kind: str, nr: int, size: int) -> int:
+    """``_IO``/``_IOR``/``_IOW``/``_IOWR(kind, nr, size)`` for ``direction`` "", "r", "w", "rw"
+    (asm-generic/ioctl.h)."""
+    bits = (_IOC_READ if "r" in direction else 0) | (_IOC_WRITE if "w" in direction else 0)
+    return (bits << 30) | (size << 16) | (ord(kind) << 8) | nr
+
+
+def writes_in(request: int) -> bool:
+    """Does the request pass its argument in (``_IOC_WRITE``)?"""
+    return bool(request >> 30 & _IOC_WRITE)
+
+
+def strscpy(text: str, size: int) -> bytes:
+    """``strscpy()`` into a char array of ``size``: at most ``size - 1`` bytes; a ctypes char
+    array (or a zeroed buffer) supplies the NUL and the zeroed rest."""
+    return text.encode()[: size - 1]
+
+
+def vfs_ioctl(files: FileTable, fd: int, request: int, arg: bytes | None, user: UserMemory) -> Reply:
+    """``ioctl(fd, request, arg)`` on an open simulated file: EBADF when nothing is open at
+    ``fd``, ENOTTY when its node answers no uapi ioctl, else the node's answer."""
+    from .mc.ioctl import Reply
+
+    file = files.lookup(fd)
+    if file is None:
+        return Reply(errno.EBADF, None)
+    unlocked_ioctl = getattr(file.fops, "unlocked_ioctl", None)
+    if unlocked_ioctl is None:
+        return Reply(errno.ENOTTY, None)
+    return unlocked_ioctl(file, request, arg, user)

@@ -1,0 +1,132 @@
+"""umockdev's preload library, built by the project's set-up with a map of emulated files that
+grows (``fd_map.c``): umockdev 0.17's holds 50 and aborts the client at the 51st, where the
+kernel lets a process hold as many as its RLIMIT_NOFILE (v4l2-compliance's multiple-open
+test opens ~100 files, ``arecord -l`` probes controlC0..31).
+
+``python -m mdtui.rig.preload`` (run by ``make rig-deps``) fetches the Debian source of the
+installed umockdev (``apt-get source``, its own package lists in a scratch directory, the
+system's untouched), replaces the fd map in ``src/libumockdev-preload.c`` and compiles the
+library into the project's environment; nothing else of umockdev changes, and the rig keeps
+using the installed umockdev for everything else (the version must match: the library and
+the Testbed speak one protocol).  ``mdtui rig`` preloads it instead of the installed one
+when it is there (``path()``), and says so when it is not.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+LIBRARY = "libumockdev-preload.so.0"
+HERE = Path(__file__).resolve().parent
+#: where umockdev's own fd map starts and ends in src/libumockdev-preload.c (0.17.x)
+FD_MAP = re.compile(r"#define FD_MAP_MAX 50\n.*?\n}\n\n(?=/\*+\n \*\n \* Wrappers for accessing netlink)", re.S)
+DEBIAN = "http://deb.debian.org/debian"
+
+
+def path(prefix: str = sys.prefix) -> Path:
+    """Where the built library lives: in the environment that runs ``mdtui rig``."""
+    return Path(prefix) / "lib" / "mdtui-rig" / LIBRARY
+
+
+def installed_version() -> str:
+    """The installed umockdev's Debian version ("0.17.16-1"); RuntimeError if none."""
+    done = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "umockdev"], capture_output=True, text=True)
+    if done.returncode != 0 or not done.stdout.strip():
+        raise RuntimeError("umockdev is not installed (sudo apt-get install umockdev)")
+    return done.stdout.strip()
+
+
+def _suite() -> str:
+    """The Debian suite this machine runs (its VERSION_CODENAME)."""
+    for line in Path("/etc/os-release").read_text().splitlines():
+        if line.startswith("VERSION_CODENAME="):
+            return line.split("=", 1)[1].strip('"')
+    raise RuntimeError("cannot tell the Debian suite from /etc/os-release")
+
+
+def _run(line: list[str], cwd: Path, what: str) -> None:
+    done = subprocess.run(line, cwd=cwd, capture_output=True, text=True, errors="replace")
+    if done.returncode != 0:
+        last = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or [""]
+        raise RuntimeError(f"{what}: {line[0]} exited with status {done.returncode}: {last[0]}")
+
+
+def fetch(version: str, work: Path) -> Path:
+    """Download and unpack umockdev's source for ``version``; the source directory."""
+    lists, cache = work / "lists", work / "cache"
+    for d in (lists / "partial", cache / "archives" / "partial"):
+        d.mkdir(parents=True)
+    sources = work / "sources.list"
+    keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
+    sources.write_text(f"deb-src [signed-by={keyring}] {DEBIAN} {_suite()} main\n")
+    apt = [
+        "apt-get",
+        "-q",
+        f"-oDir::Etc::SourceList={sources}",
+        "-oDir::Etc::SourceParts=/nonexistent",
+        f"-oDir::State::Lists={lists}",
+        f"-oDir::Cache={cache}",
+    ]
+    _run([*apt, "update"], work, "reading Debian's source lists")
+    _run([*apt, "source", "--download-only", f"umockdev={version}"], work, f"downloading umockdev {version}")
+    upstream = version.split(":")[-1].rsplit("-", 1)[0]
+    with tarfile.open(work / f"umockdev_{upstream}.orig.tar.xz") as tar:
+        tar.extractall(work, filter="data")
+    return work / f"umockdev-{upstream}"
+
+
+def patch(source: str) -> str:
+    """``src/libumockdev-preload.c`` with the growable fd map."""
+    new, count = FD_MAP.subn(lambda _: (HERE / "fd_map.c").read_text() + "\n", source)
+    if count != 1:
+        raise RuntimeError("umockdev's fd map is not where 0.17 has it: cannot replace it")
+    return new
+
+
+def compile_library(src: Path, version: str, out: Path) -> None:
+    upstream = version.split(":")[-1].rsplit("-", 1)[0]
+    preload = src / "src" / "libumockdev-preload.c"
+    preload.write_text(patch(preload.read_text()))
+    (src / "src" / "config.h").write_text(
+        f'#define PACKAGE_NAME "umockdev"\n#define VERSION "{upstream}"\n#define IOCTL_REQUEST_TYPE unsigned long\n'
+    )
+    cc = os.environ.get("CC", "cc")
+    files = [f"src/{name}" for name in ("libumockdev-preload.c", "debug.c", "utils.c", "ioctl_tree.c")]
+    line = [cc, "-shared", "-fPIC", "-O2", "-Isrc", *files, "-ldl", "-lpthread", "-o", str(out)]
+    _run(line, src, "compiling umockdev's preload library")
+
+
+def build(dest: Path) -> str:
+    """Build the library into ``dest`` (replaced only once it is complete); what was done."""
+    version = installed_version()
+    stamp = dest.with_name(dest.name + ".version")
+    if dest.exists() and stamp.exists() and stamp.read_text() == version:
+        return f"{dest}: up to date (umockdev {version})"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="mdtui-umockdev-") as tmp:
+        work = Path(tmp)
+        built = work / LIBRARY
+        compile_library(fetch(version, work), version, built)
+        shutil.move(built, dest)
+    stamp.write_text(version)
+    return f"{dest}: built from umockdev {version} with a growable fd map"
+
+
+def main() -> int:
+    try:
+        print(build(path()))
+    except (RuntimeError, OSError) as exc:
+        print(f"mdtui rig: cannot build umockdev's preload library: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
