@@ -107,9 +107,14 @@ def bind_choices(snap: SystemSnapshot, dev: MediaDeviceView | None) -> list[Choi
     ]
 
 
+def _usb_label(vendor: int, product_id: int, *strings: str) -> str:
+    """A USB device as its strings name it, or by its ids when it has none (a C270)."""
+    return " ".join(s for s in strings if s) or f"{vendor:04x}:{product_id:04x}"
+
+
 def plug_choices(snap: SystemSnapshot, dev: MediaDeviceView | None) -> list[Choice]:
     return [
-        Choice(f"plug {name} ({d.manufacturer} {d.product})".replace("( ", "("), _step("plug", name))
+        Choice(f"plug {name} ({_usb_label(d.vendor, d.product_id, d.manufacturer, d.product)})", _step("plug", name))
         for name, d in CATALOG.items()
     ]
 
@@ -118,7 +123,10 @@ def unplug_choices(snap: SystemSnapshot, dev: MediaDeviceView | None) -> list[Ch
     """Every USB device, the selected media device's first."""
     first = dev.usb_device if dev else None
     ordered = sorted(snap.usb_devices, key=lambda u: u.name != first)
-    return [Choice(f"unplug {u.name} ({u.product})", _step("unplug", u.name)) for u in ordered]
+    return [
+        Choice(f"unplug {u.name} ({_usb_label(u.vendor, u.product_id, u.product)})", _step("unplug", u.name))
+        for u in ordered
+    ]
 
 
 def modprobe_choices(snap: SystemSnapshot, dev: MediaDeviceView | None) -> list[Choice]:

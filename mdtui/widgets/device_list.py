@@ -23,6 +23,10 @@ STATE_STYLE = {
 }
 
 COLUMNS = ("", "node", "model", "driver", "ref", "holders", "state")
+MODEL = COLUMNS.index("model")
+#: the narrowest the model column gets when the list is wider than the widget: it gives way
+#: first (a long name, "UVC Camera (046d:0825)", ends in "…"), so the state stays in view
+MIN_MODEL = 12
 
 
 class DeviceList(Lines, can_focus=True):
@@ -114,22 +118,33 @@ class DeviceList(Lines, can_focus=True):
         elif new_cells:  # else a column only widens: a cell that comes and goes does not move the others
             widths = tuple(max([widths[n], *(w[n] for w in new_cells)]) for n in range(len(COLUMNS)))
         self._column_widths = widths
-        header = tuple(((title, ""),) for title in COLUMNS)
-        self.set_rows(
-            [(cells, widths) for cells in self._cells],
-            header=[(header, widths)],
-            width=sum(widths) + 2 * len(widths),
-            shrink=fit,
-        )
+        self._lay_out(shrink=fit)
         if fit:
             self._keys = keys
             self.cursor = keys.index(keep) if keep in keys else min(self.cursor, max(0, len(keys) - 1))
             self.post_message(self.Selected(self.selected_key))
 
+    def _lay_out(self, shrink: bool) -> None:
+        """The rows at the column widths, the model column narrowed to fit the widget."""
+        widths = self._column_widths
+        over = sum(widths) + 2 * len(widths) - self.scrollable_content_region.width
+        if self.scrollable_content_region.width and over > 0 and widths[MODEL] > MIN_MODEL:
+            model = max(MIN_MODEL, widths[MODEL] - over)
+            widths = (*widths[:MODEL], model, *widths[MODEL + 1 :])
+        header = tuple(((title, ""),) for title in COLUMNS)
+        self.set_rows(
+            [(cells, widths) for cells in self._cells],
+            header=[(header, widths)],
+            width=sum(widths) + 2 * len(widths),
+            shrink=shrink,
+        )
+
     def render_row(self, row: Hashable) -> Pieces:
         cells, widths = row  # type: ignore[misc]
         pieces: list[tuple[str, str]] = []
         for cell, width in zip(cells, widths, strict=True):
+            if cell_width(cell) > width:
+                cell = _clip(cell, width)
             pieces += [(" ", ""), *cell, (" " * (width - cell_width(cell) + 1), "")]
         return tuple(pieces)
 
@@ -163,6 +178,8 @@ class DeviceList(Lines, can_focus=True):
         self._show_cursor()
 
     def on_resize(self) -> None:
+        if self._column_widths:
+            self._lay_out(shrink=True)  # the model column gives way, or takes its width back
         self._show_cursor()  # a shorter list must still show the selected row
 
     def _show_cursor(self) -> None:
@@ -188,3 +205,17 @@ class DeviceList(Lines, can_focus=True):
         offset = event.get_content_offset(self)
         if offset is not None and offset.y >= 1:
             self._move(int(self.scroll_y) + offset.y - 1)
+
+
+def _clip(cell: Pieces, width: int) -> Pieces:
+    """``cell`` cut to ``width`` cells, its last one "…"."""
+    out: list[tuple[str, str]] = []
+    room = width - 1
+    for text, style in cell:
+        while text and cell_len(text) > room:
+            text = text[:-1]
+        out.append((text, style))
+        room -= cell_len(text)
+        if room <= 0:
+            break
+    return (*out, ("…", cell[-1][1] if cell else ""))

@@ -76,15 +76,15 @@ def test_querycap_of_the_au0828_nodes_names_the_board(machine: Kernel) -> None:
 def test_querycap_of_a_uvc_camera_names_the_product_or_its_ids(
     machine: Kernel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cap = querycap(machine, "/dev/video1")
-    assert (cap.driver, cap.card, cap.bus_info) == (b"uvcvideo", b"Webcam C270", b"usb-0000:00:14.0-2")
+    cap = querycap(machine, "/dev/video1")  # a C270 has no product string: named by its ids
+    assert (cap.driver, cap.card, cap.bus_info) == (b"uvcvideo", b"UVC Camera (046d:0825)", b"usb-0000:00:14.0-2")
     assert cap.device_caps == V4L2_CAP_VIDEO_CAPTURE | V4L2_CAP_STREAMING | V4L2_CAP_EXT_PIX_FORMAT
     chain = V4L2_CAP_VIDEO_CAPTURE | V4L2_CAP_META_CAPTURE | V4L2_CAP_STREAMING
     assert cap.capabilities == chain | V4L2_CAP_DEVICE_CAPS | V4L2_CAP_EXT_PIX_FORMAT
-    # a real C270 has no product string: uvcvideo names it by its ids
-    monkeypatch.setitem(CATALOG, "c270-unnamed", dataclasses.replace(CATALOG["c270"], product=""))
-    machine.plug("c270-unnamed")
-    assert querycap(machine, "/dev/video2").card == b"UVC Camera (046d:0825)"
+    # a camera with a product string is named by it
+    monkeypatch.setitem(CATALOG, "c270-named", dataclasses.replace(CATALOG["c270"], product="Webcam C270"))
+    machine.plug("c270-named")
+    assert querycap(machine, "/dev/video2").card == b"Webcam C270"
 
 
 def test_video_nodes_answer_enotty_then_enodev_once_unregistered(machine: Kernel) -> None:
@@ -117,13 +117,13 @@ def test_card_info_of_the_hvr950q_is_usb_audio_s(machine: Kernel) -> None:
 
 
 def test_card_ids_follow_snd_card_set_id(machine: Kernel, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert card_info(machine, machine.open("/dev/snd/controlC1")).id == b"C270"
-    # a real C270 has no product string: "USB Device 0x46d:0x825", id from its last word
-    monkeypatch.setitem(CATALOG, "c270-unnamed", dataclasses.replace(CATALOG["c270"], product=""))
-    machine.plug("c270-unnamed")
-    unnamed = card_info(machine, machine.open("/dev/snd/controlC2"))
+    # a C270 has no product string: "USB Device 0x46d:0x825", the id from its last word
+    unnamed = card_info(machine, machine.open("/dev/snd/controlC1"))
     assert (unnamed.id, unnamed.name) == (b"U0x46d0x825", b"USB Device 0x46d:0x825")
-    assert unnamed.longname == b"USB Device 0x46d:0x825 at usb-0000:00:14.0-3, high speed"
+    assert unnamed.longname == b"USB Device 0x46d:0x825 at usb-0000:00:14.0-2, high speed"
+    monkeypatch.setitem(CATALOG, "c270-named", dataclasses.replace(CATALOG["c270"], product="Webcam C270"))
+    machine.plug("c270-named")
+    assert card_info(machine, machine.open("/dev/snd/controlC2")).id == b"C270"
     machine.plug("hvr950q")  # a second stick: the id is made unique
     assert card_info(machine, machine.open("/dev/snd/controlC3")).id == b"HVR950Q_1"
     assert snd_card_set_id("card", "card", []) == "Default"

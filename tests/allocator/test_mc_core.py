@@ -153,7 +153,7 @@ def test_uvc_has_its_own_unshared_media_device() -> None:
     assert k.allocator.instances() == []
     [mdev] = [d.mdev for d in k.view.media_devices()]
     info = mdev.device_info()
-    assert (info.driver, info.model, info.bus_info) == ("uvcvideo", "Webcam C270", "usb-0000:00:14.0-1")
+    assert (info.driver, info.model, info.bus_info) == ("uvcvideo", "UVC Camera (046d:0825)", "usb-0000:00:14.0-1")
     assert mdev.dev.name == "1-1:1.0"  # parent is the interface
     assert mdev.devnode.device.devpath.endswith("/1-1/1-1:1.0/media0")
     # uvc_mc_init_entity: processing and extension units are pixel formatters, the camera a

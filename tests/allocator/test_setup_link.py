@@ -76,7 +76,7 @@ def test_the_error_paths_v4l2_compliance_tries() -> None:
     no_link.sink.entity = link.source.entity.id  # type: ignore[union-attr]
     no_link.sink.index = 0
     assert _setup(hvr, no_link)[0] == errno.EINVAL
-    cam = _mdev(k, "Webcam C270")
+    cam = _mdev(k, "UVC Camera (046d:0825)")
     immutable = next(ln for ln in cam.links.values() if not ln.is_backlink and ln.flags & uapi.MEDIA_LNK_FL_IMMUTABLE)
     assert immutable.flags & uapi.MEDIA_LNK_FL_ENABLED
     assert _setup(cam, _desc(immutable, uapi.MEDIA_LNK_FL_IMMUTABLE))[0] == errno.EINVAL  # cannot disable

@@ -2,13 +2,10 @@
 --list-devices`` (VIDIOC_QUERYCAP on the video/VBI nodes, MEDIA_IOC_DEVICE_INFO on the media
 nodes), ``arecord -l`` (the ALSA control ioctls) and ``dvb-fe-tool`` (FE_GET_INFO and
 FE_GET_PROPERTY), on the default world (an HVR-950Q on 1-1, a C270 on 1-2) and after the
-HVR-950Q's drivers go.
+HVR-950Q's drivers go.  A C270 has no product string: the tools name it by its ids.
 
-Two things differ from a real machine, both outside these ioctls: the catalog's C270 has a
-product string ("Webcam C270"), where a real C270 has none and is listed as "UVC Camera
-(046d:0825)" by v4l2-ctl and "U0x46d0x825 [USB Device 0x46d:0x825]" by arecord (the rules
-that give those names are checked in tests/allocator/test_identification.py); and the C270's
-UVC metadata node (/dev/video2 on a real machine) is not modelled."""
+One thing differs from a real machine: the C270's UVC metadata node (/dev/video2 on a real
+machine) is not modelled."""
 
 from __future__ import annotations
 
@@ -24,7 +21,7 @@ Hauppauge HVR950Q (usb-0000:00:14.0-1):
 \t/dev/vbi0
 \t/dev/media0
 
-Webcam C270 (usb-0000:00:14.0-2):
+UVC Camera (046d:0825) (usb-0000:00:14.0-2):
 \t/dev/video1
 \t/dev/media1
 
@@ -35,7 +32,7 @@ card 0: HVR950Q [HVR-950Q], device 0: USB Audio [USB Audio]
   Subdevice #0: subdevice #0
 """
 ARECORD_C270 = """\
-card 1: C270 [Webcam C270], device 0: USB Audio [USB Audio]
+card 1: U0x46d0x825 [USB Device 0x46d:0x825], device 0: USB Audio [USB Audio]
   Subdevices: 1/1
   Subdevice #0: subdevice #0
 """
@@ -105,7 +102,7 @@ def test_without_the_hvr950qs_drivers_the_tools_list_what_is_left() -> None:
     video = run("v4l2-ctl", "--list-devices")  # the default /dev/video0 is gone, as v4l2-ctl says
     assert video.returncode == 1 and video.stderr == "Cannot open device /dev/video0, exiting.\n"
     media_only = "WinTV HVR-950Q (usb-0000:00:14.0-1):\n\t/dev/media0\n\n"  # snd-usb-audio keeps it
-    assert video.stdout == media_only + V4L2_CTL[V4L2_CTL.index("Webcam") :]
+    assert video.stdout == media_only + V4L2_CTL[V4L2_CTL.index("UVC Camera") :]
     frontend = run("dvb-fe-tool")
     assert (frontend.returncode, frontend.stdout) == (255, "WARNING  device dvb0.frontend0 not found\n")
     assert control("unbind snd-usb-audio 1-1:1.1") == "ok"
