@@ -19,6 +19,7 @@ from textual import events, on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
@@ -180,9 +181,13 @@ class MdtuiApp(App[None]):
         update = message.update = self.pipeline.take() if self.pipeline is not None else None
         if update is None:
             return
+        try:
+            log = self.query_one(EventLog)
+        except NoMatches:  # the screen has gone (the app is closing): nothing to show it on
+            return
         for error in update.errors:
             self.notify(error, title="Could not read the system", severity="error")
-        self.query_one(EventLog).add_events(update.events, update.changes, update.when)
+        log.add_events(update.events, update.changes, update.when)
         self.snapshot = update.snapshot
         self._apply(update.snapshot)
         if not (update.events or update.changes):

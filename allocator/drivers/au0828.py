@@ -20,6 +20,7 @@ The RC (IR) input device is not modelled.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 from typing import TYPE_CHECKING, Any
 
@@ -118,11 +119,16 @@ class Au0828VideoOps(v4l2.NodeOps):
 
     def open(self, vdev: v4l2.VideoDevice, file: File) -> None:
         self.dev.users += 1
-        file.private = {"source": False, "pipe": object()}
 
     def release(self, vdev: v4l2.VideoDevice, file: File) -> None:
-        if file.private["source"]:
-            v4l2.v4l_disable_media_source(vdev)
+        """``au0828_v4l2_close()``: the last V4L2 file takes the source first (an error, DVB
+        holding the tuner, is ignored), so that ``v4l2_fh_exit()``'s
+        ``v4l_disable_media_source()``, which every close calls, then stops the pipeline and
+        drops the tuner link; ``users`` goes down after both."""
+        if self.dev.users == 1 and not self.dev.disconnected:
+            with contextlib.suppress(KernelError):
+                v4l2.v4l_enable_media_source(vdev, vdev.pipe)
+        v4l2.v4l_disable_media_source(vdev)
         self.dev.users -= 1
 
     def ioctl(self, vdev: v4l2.VideoDevice, file: File, request: str) -> Any:
@@ -137,13 +143,9 @@ class Au0828VideoOps(v4l2.NodeOps):
                 | v4l2.V4L2_CAP_DEVICE_CAPS,
             }
         if request in ("VIDIOC_G_TUNER", "VIDIOC_STREAMON"):
-            v4l2.v4l_enable_media_source(vdev, file.private["pipe"])
-            file.private["source"] = True
+            v4l2.v4l_enable_media_source(vdev, vdev.pipe)
             return 0
-        if request == "VIDIOC_STREAMOFF":
-            if file.private["source"]:
-                v4l2.v4l_disable_media_source(vdev)
-                file.private["source"] = False
+        if request == "VIDIOC_STREAMOFF":  # stops the stream; the source stays taken until close
             return 0
         return super().ioctl(vdev, file, request)
 

@@ -43,6 +43,7 @@ from .topology import (
 from .uapi import (
     MEDIA_ENT_F_UNKNOWN,
     MEDIA_ENT_F_V4L2_SUBDEV_UNKNOWN,
+    MEDIA_ENT_ID_FLAG_NEXT,
     MEDIA_GRAPH_ENTITY,
     MEDIA_GRAPH_INTF_DEVNODE,
     MEDIA_GRAPH_LINK,
@@ -321,12 +322,20 @@ class MediaDevice:
         if self.link_notify is not None:
             self.link_notify(link, flags, MEDIA_DEV_NOTIFY_POST_LINK_CH)
 
+    def _find_entity(self, entity_id: int) -> Entity | None:
+        """mc-device.c's static ``find_entity()`` (ENUM_LINKS, SETUP_LINK): the entity of that id, or
+        with MEDIA_ENT_ID_FLAG_NEXT the first in the list (registration order) after it."""
+        if entity_id & MEDIA_ENT_ID_FLAG_NEXT:
+            after = entity_id & ~MEDIA_ENT_ID_FLAG_NEXT
+            return next((e for e in self.entities.values() if e.id > after), None)
+        return self.entities.get(entity_id)
+
     def media_device_setup_link(self, source: tuple[int, int], sink: tuple[int, int], flags: int) -> None:
         """MEDIA_IOC_SETUP_LINK's ``media_device_setup_link()``: ``source`` and ``sink`` are
         (entity id, pad index); EINVAL for an unknown entity, a pad index out of range, or no
         data link between those pads; then ``__media_entity_setup_link`` under graph_mutex."""
         with self.graph_mutex:
-            src_ent, sink_ent = self.entities.get(source[0]), self.entities.get(sink[0])
+            src_ent, sink_ent = self._find_entity(source[0]), self._find_entity(sink[0])
             if src_ent is None or sink_ent is None:
                 raise KernelError(errno.EINVAL, "no such entity")
             if source[1] >= len(src_ent.pads) or sink[1] >= len(sink_ent.pads):
@@ -435,7 +444,7 @@ class MediaDevice:
         """MEDIA_IOC_ENUM_LINKS: the entity's pads and its outbound data links (EINVAL for an
         unknown entity)."""
         with self.graph_mutex:
-            e = self.entities.get(entity_id)
+            e = self._find_entity(entity_id)
             if e is None:
                 raise KernelError(errno.EINVAL, f"MEDIA_IOC_ENUM_LINKS: no entity {entity_id}")
             pads = tuple(PadDesc(e.id, p.index, p.flags) for p in e.pads)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import ctypes
 import struct
 
+from .uapi import MEDIA_ENT_ID_FLAG_NEXT  # noqa: F401  (the ioctls' uapi, with their layouts)
+
 _IOC_WRITE, _IOC_READ = 1, 2
 
 
@@ -105,7 +107,6 @@ MEDIA_IOC_ENUM_ENTITIES = _iowr(0x01, ctypes.sizeof(MediaEntityDesc))
 MEDIA_IOC_ENUM_LINKS = _iowr(0x02, ctypes.sizeof(MediaLinksEnum))
 MEDIA_IOC_SETUP_LINK = _iowr(0x03, ctypes.sizeof(MediaLinkDesc))
 MEDIA_IOC_G_TOPOLOGY = _iowr(0x04, ctypes.sizeof(MediaV2Topology))
-MEDIA_ENT_ID_FLAG_NEXT = 1 << 31
 V2_FLAGS_AND_PAD_INDEX = (4 << 16) | (19 << 8)  # MEDIA_V2_ENTITY_HAS_FLAGS / PAD_HAS_INDEX: 4.19
 
 REQUESTS = {

@@ -136,6 +136,7 @@ class VideoDevice:
         self.ops = ops
         self.owner = owner
         self.device_caps = device_caps  # what the driver set before video_register_device()
+        self.pipe = object()  # vdev->pipe: the media pipeline v4l_enable_media_source() starts
         self.minor = -1
         self.num = -1
         self.device: Device | None = None

@@ -60,7 +60,7 @@ def command_line(command: list[str], script: str | None, variant: str) -> list[s
     opts = ["--variant", variant] + (["--script", str(Path(script).resolve())] if script else [])
     server = [interpreter(), "-m", "mdtui.rig.server", *opts, "--", *command]
     built = preload.path()
-    if built.exists():
+    if preload.current(built):
         return ["env", f"LD_PRELOAD={':'.join(p for p in (str(built), os.environ.get('LD_PRELOAD')) if p)}", *server]
     return ["umockdev-wrapper", *server]
 
@@ -79,9 +79,9 @@ def run(command: list[str], script: str | None = None, variant: str = "mainline"
     line = command_line(command, script, variant)
     if line[0] == "umockdev-wrapper":
         print(
-            f"mdtui rig: {preload.path()} is not built (`make rig-preload` or `python -m "
-            "mdtui.rig.preload` builds it): umockdev's own preload library aborts a program at "
-            "its 51st emulated open file",
+            f"mdtui rig: {preload.path()} is missing or was built from another umockdev "
+            "(`make rig-preload` or `python -m mdtui.rig.preload` builds it): umockdev's own "
+            "preload library aborts a program at its 51st emulated open file",
             file=sys.stderr,
         )
     sys.stdout.flush()

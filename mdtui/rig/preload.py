@@ -14,6 +14,7 @@ when it is there (``path()``), and says so when it is not.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -27,6 +28,11 @@ LIBRARY = "libumockdev-preload.so.0"
 HERE = Path(__file__).resolve().parent
 #: where umockdev's own fd map starts and ends in src/libumockdev-preload.c (0.17.x)
 FD_MAP = re.compile(r"#define FD_MAP_MAX 50\n.*?\n}\n\n(?=/\*+\n \*\n \* Wrappers for accessing netlink)", re.S)
+#: umockdev's ioctl_emulate_open(), and the open wrappers' calls of it (which then take its result)
+IOCTL_OPEN = re.compile(
+    r"static void\nioctl_emulate_open\(int fd, const char \*dev_path, int must_exist\)\n{\n.*?\n}\n", re.S
+)
+OPEN_CALL = "    ioctl_emulate_open(ret, path, path != p);"
 DEBIAN = "http://deb.debian.org/debian"
 
 
@@ -83,11 +89,15 @@ def fetch(version: str, work: Path) -> Path:
 
 
 def patch(source: str) -> str:
-    """``src/libumockdev-preload.c`` with the growable fd map."""
+    """``src/libumockdev-preload.c`` with the growable fd map, and opens that fail with the
+    process's errno (EMFILE) where umockdev would end the process."""
     new, count = FD_MAP.subn(lambda _: (HERE / "fd_map.c").read_text() + "\n", source)
     if count != 1:
         raise RuntimeError("umockdev's fd map is not where 0.17 has it: cannot replace it")
-    return new
+    new, count = IOCTL_OPEN.subn(lambda _: (HERE / "ioctl_open.c").read_text(), new)
+    if count != 1 or new.count(OPEN_CALL) != 2:
+        raise RuntimeError("umockdev's ioctl_emulate_open() is not as 0.17 has it: cannot replace it")
+    return new.replace(OPEN_CALL, OPEN_CALL.replace("    ioctl_emulate_open", "    ret = ioctl_emulate_open"))
 
 
 def compile_library(src: Path, version: str, out: Path) -> None:
@@ -103,11 +113,31 @@ def compile_library(src: Path, version: str, out: Path) -> None:
     _run(line, src, "compiling umockdev's preload library")
 
 
+def _stamp(version: str) -> str:
+    """What a library built here was made from: the umockdev version and this recipe."""
+    parts = [(HERE / name).read_bytes() for name in ("fd_map.c", "ioctl_open.c")] + [Path(__file__).read_bytes()]
+    recipe = hashlib.sha256(b"".join(parts)).hexdigest()[:16]
+    return f"{version} {recipe}"
+
+
+def _stamp_path(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".version")
+
+
+def current(dest: Path) -> bool:
+    """Whether ``dest`` was built from the installed umockdev by this recipe (a library of
+    another umockdev speaks another protocol to the Testbed)."""
+    try:
+        return dest.exists() and _stamp_path(dest).read_text() == _stamp(installed_version())
+    except (OSError, RuntimeError):
+        return False
+
+
 def build(dest: Path) -> str:
     """Build the library into ``dest`` (replaced only once it is complete); what was done."""
     version = installed_version()
-    stamp = dest.with_name(dest.name + ".version")
-    if dest.exists() and stamp.exists() and stamp.read_text() == version:
+    stamp = _stamp_path(dest)
+    if current(dest):
         return f"{dest}: up to date (umockdev {version})"
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mdtui-umockdev-") as tmp:
@@ -115,7 +145,7 @@ def build(dest: Path) -> str:
         built = work / LIBRARY
         compile_library(fetch(version, work), version, built)
         shutil.move(built, dest)
-    stamp.write_text(version)
+    stamp.write_text(_stamp(version))
     return f"{dest}: built from umockdev {version} with a growable fd map"
 
 

@@ -94,7 +94,40 @@ def test_a_streaming_entity_refuses_link_changes_until_it_stops() -> None:
     k.ioctl(video, "VIDIOC_STREAMON")
     assert MediaDevice.media_entity_is_streaming(_entity(mdev, "tuner 0-0061"))
     assert _setup(mdev, _desc(dvb, uapi.MEDIA_LNK_FL_ENABLED))[0] == errno.EBUSY
-    k.ioctl(video, "VIDIOC_STREAMOFF")
+    k.ioctl(video, "VIDIOC_STREAMOFF")  # the stream stops; the source stays taken until close
+    assert _setup(mdev, _desc(dvb, uapi.MEDIA_LNK_FL_ENABLED))[0] == errno.EBUSY
+    k.close(video)  # the last V4L2 file: au0828 stops the pipeline and drops the tuner link
     assert not MediaDevice.media_entity_is_streaming(_entity(mdev, "tuner 0-0061"))
     assert _setup(mdev, _desc(dvb, uapi.MEDIA_LNK_FL_ENABLED))[0] == 0
-    k.close(video)
+
+
+def test_the_last_close_releases_the_tuner_and_the_pipeline() -> None:
+    """v4l2_fh_exit() calls v4l_disable_media_source() on every close of a V4L2 file, and
+    au0828_v4l2_close() takes the source again on the last one, so that the last close
+    stops the pipeline and drops the tuner link, whichever file started it (the review's case)."""
+    k = make_kernel("au0828", "snd_usb_audio", plug=("hvr950q",))
+    a = k.open("/dev/vbi0")
+    k.ioctl(a, "VIDIOC_STREAMON")
+    b = k.open("/dev/vbi0")
+    k.ioctl(a, "VIDIOC_STREAMOFF")
+    k.close(a)  # users == 2: au0828 keeps the link, as the kernel does
+    mdev = _mdev(k, "WinTV HVR-950Q")
+    assert MediaDevice.media_entity_is_streaming(_entity(mdev, "tuner 0-0061"))
+    k.close(b)
+    assert [p.entity.name for p in mdev.pads.values() if p.pipe is not None] == []
+    k.close(k.open("/dev/dvb/adapter0/frontend0"))  # the tuner is free: no EBUSY
+    assert k.check() == []
+
+
+def test_entity_ids_with_flag_next_name_the_next_entity() -> None:
+    """find_entity() honours MEDIA_ENT_ID_FLAG_NEXT for SETUP_LINK and ENUM_LINKS too."""
+    k = make_kernel("au0828", "snd_usb_audio", plug=("hvr950q",))
+    mdev = _mdev(k, "WinTV HVR-950Q")
+    link = _link(mdev, "tuner 0-0061", "au8522 0-0047")
+    desc = _desc(link, uapi.MEDIA_LNK_FL_ENABLED)
+    before = max(e.id for e in mdev.entities.values() if e.id < link.source.entity.id)  # type: ignore[union-attr]
+    desc.source.entity = before | uapi.MEDIA_ENT_ID_FLAG_NEXT
+    assert _setup(mdev, desc)[0] == 0
+    assert _flags(mdev, link) == uapi.MEDIA_LNK_FL_ENABLED
+    pads, _ = mdev.enum_links(before | uapi.MEDIA_ENT_ID_FLAG_NEXT)
+    assert pads[0].entity == link.source.entity.id  # type: ignore[union-attr]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mdtui.cli import main
-from mdtui.rig import control, launch, uevents
+from mdtui.rig import control, launch, preload, uevents
 
 
 def test_missing_prerequisites_are_named_with_their_packages(
@@ -43,6 +43,7 @@ def test_command_line_preloads_the_built_library(monkeypatch: pytest.MonkeyPatch
     built = tmp_path / "libumockdev-preload.so.0"
     built.write_bytes(b"")
     monkeypatch.setattr(launch.preload, "path", lambda: built)
+    monkeypatch.setattr(launch.preload, "current", lambda library: library == built)
     monkeypatch.setenv("LD_PRELOAD", "/other.so")
     line = launch.command_line(["true"], None, "mainline")
     assert line[:5] == ["env", f"LD_PRELOAD={built}:/other.so", launch.interpreter(), "-m", "mdtui.rig.server"]
@@ -208,3 +209,15 @@ def test_a_signal_to_the_rig_reaches_the_command_and_the_testbed_goes(tmp_path: 
         os.kill(int(pid), 0)
     assert not Path(testbed).exists()
     assert left_behind(tmp_path) == []
+
+
+def test_a_library_built_from_another_umockdev_or_recipe_is_not_used(tmp_path: Path) -> None:
+    built = tmp_path / "libumockdev-preload.so.0"
+    built.write_bytes(b"")
+    stamp = tmp_path / "libumockdev-preload.so.0.version"
+    stamp.write_text(preload._stamp(preload.installed_version()))
+    assert preload.current(built)
+    stamp.write_text(preload._stamp("0.17.15-1"))  # another umockdev: another protocol
+    assert not preload.current(built)
+    stamp.write_text(preload.installed_version())  # the same umockdev, an older recipe
+    assert not preload.current(built)
