@@ -227,7 +227,8 @@ class MdtuiApp(App[None]):
         self._reread_links(message.pane.id in GRAPH_TABS)
 
     def _reread_links(self, visible: bool) -> None:
-        """Read the topology every REREAD_PERIOD while a graph tab is visible (only then)."""
+        """Read the shown device's topology every REREAD_PERIOD while a graph tab is visible
+        (only then)."""
         if visible and self._reread is None and self.pipeline is not None:
             self._reread = self.set_interval(REREAD_PERIOD, self._reread_graphs, name="re-read links")
         elif not visible and self._reread is not None:
@@ -235,8 +236,8 @@ class MdtuiApp(App[None]):
             self._reread = None
 
     def _reread_graphs(self) -> None:
-        if self.pipeline is not None:
-            self.source.reread_media()
+        if self.pipeline is not None and self.selected_key is not None:
+            self.source.reread_media(self.selected_key)
             self.pipeline.refresh()
 
     async def _graph_view(self, tab: str) -> GraphView:

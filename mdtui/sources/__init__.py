@@ -76,10 +76,10 @@ class Source:
     def snapshot(self) -> SystemSnapshot:
         raise NotImplementedError
 
-    def reread_media(self) -> None:
-        """Have the next snapshot read every media device's graph again though no event said
-        it changed (a link's flags: SETUP_LINK sends no uevent).  Nothing to do for a source
-        whose snapshots always read the graphs."""
+    def reread_media(self, key: str) -> None:
+        """Have the next snapshot read the graph of the media device ``key`` again though no
+        event said it changed (a link's flags: SETUP_LINK sends no uevent).  Nothing to do
+        for a source whose snapshots always read the graphs."""
 
     def perform(self, step: Step) -> None:
         """Take a lifecycle step; raises an ``OSError`` (``KernelError``) with the kernel's

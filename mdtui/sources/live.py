@@ -89,7 +89,7 @@ class LiveSource(Source):
         self._seq = 0
         self._cache: dict[str, tuple[MediaDeviceView, str]] = {}  # media path -> view, usb path
         self._dirty: set[str] | None = None  # USB device paths to re-read; None: everything
-        self._reread_media = False  # the next snapshot reads every media device's ioctls again
+        self._reread_media: set[str] = set()  # media devices (keys) whose ioctls the next snapshot reads again
         self._monitor_factory = monitor_factory
         self.monitor: Monitor | None = None
         self.mode = "inferred"
@@ -275,14 +275,14 @@ class LiveSource(Source):
 
     # -- snapshots ---------------------------------------------------------------------
 
-    def reread_media(self) -> None:
+    def reread_media(self, key: str) -> None:
         with self.lock:
-            self._reread_media = True
+            self._reread_media.add(key)
 
     def snapshot(self) -> SystemSnapshot:
         with self.lock:
             dirty, self._dirty = self._dirty, set()
-            reread, self._reread_media = self._reread_media, False
+            reread, self._reread_media = self._reread_media, set()
         reuse = {} if dirty is None else {p: u for p, u in self._usb.items() if p not in dirty}
         usb_devices = self.sysfs.usb_devices(reuse)
         by_path = {str(u.path): u for u in usb_devices}
@@ -298,7 +298,12 @@ class LiveSource(Source):
             key = str(entry.path)
             seen.add(key)
             cached = self._cache.get(key)
-            if cached is not None and dirty is not None and not reread and not _touched(cached[1], dirty):
+            if (
+                cached is not None
+                and dirty is not None
+                and cached[0].key not in reread  # a graph tab asks for its links again
+                and not _touched(cached[1], dirty)
+            ):
                 views.append(cached[0])
                 continue
             view, usb_path = self._device(entry.name, entry.path, by_path)
