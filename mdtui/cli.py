@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import errno
 import os
 import signal
@@ -90,7 +91,12 @@ def parser() -> argparse.ArgumentParser:
     _common(d)
     d.add_argument("--format", choices=("text", "json", "dot"), default="text")
     d.add_argument("--interfaces", action="store_true", help="dot: add interface nodes (mc_nextgen_test style)")
-    d.add_argument("--device", metavar="NODE", help="only this media device (media0 or /dev/media0)")
+    d.add_argument(
+        "--device",
+        metavar="DEVICE",
+        help="only this media device: its node (media0, /dev/media0), bus_info (usb-0000:00:14.0-1), "
+        "driver or a piece of its model; exit 2 when that names several",
+    )
     r = sub.add_parser(
         "rig",
         help="run COMMAND on a virtual machine: the simulated kernel behind umockdev's /sys, /dev and ioctls",
@@ -197,12 +203,19 @@ def dump(source: Source, steps: list[Step], args: argparse.Namespace, out: IO[st
     refused = perform_all(source, steps)
     snap = source.snapshot()
     if args.device:
-        node = args.device if args.device.startswith("/dev/") else f"/dev/{args.device}"
-        devices = tuple(d for d in snap.media_devices if d.devnode == node)
-        if not devices:
-            print(f"mdtui: no media device {node}", file=sys.stderr)
+        from .selection import Ambiguous, NoSuchDevice, describe, select
+
+        try:
+            chosen = select(snap, args.device)
+        except NoSuchDevice as exc:
+            print(f"mdtui: {exc}", file=sys.stderr)
             return 1
-        snap = type(snap)(**{**{f: getattr(snap, f) for f in snap.__dataclass_fields__}, "media_devices": devices})
+        except Ambiguous as exc:
+            print(f"mdtui: {exc}; name one of them:", file=sys.stderr)
+            for dev in exc.candidates:
+                print(f"  {describe(dev)}", file=sys.stderr)
+            return 2
+        snap = dataclasses.replace(snap, media_devices=(chosen,))
     if args.format == "json":
         out.write(jsondump.render(snap, refused))
     elif args.format == "dot":

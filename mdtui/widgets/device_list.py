@@ -82,6 +82,9 @@ class DeviceList(Lines, can_focus=True):
         self._column_widths: tuple[int, ...] = ()
         #: per device key: the view last shown, its cells and their widths
         self._known: dict[str, tuple[MediaDeviceView, tuple[Pieces, ...], tuple[int, ...]]] = {}
+        #: the bus_info of the selected device while it is gone (unplugged, unbound): the
+        #: selection goes back to it when it returns, whatever /dev/mediaN it gets then
+        self._gone: str | None = None
 
     @property
     def selected_key(self) -> str | None:
@@ -97,6 +100,8 @@ class DeviceList(Lines, can_focus=True):
         keys = [dev.key for dev in snap.media_devices]
         fit = keys != self._keys or not self._column_widths  # devices came or went: fit the columns again
         known = self._known
+        if fit and keep is not None and keep not in keys and keep in known:
+            self._gone = known[keep][0].info.bus_info or None
         self._known = {}
         rows = []
         new_cells = []  # the widths of cells not shown before
@@ -121,7 +126,11 @@ class DeviceList(Lines, can_focus=True):
         self._lay_out(shrink=fit)
         if fit:
             self._keys = keys
-            self.cursor = keys.index(keep) if keep in keys else min(self.cursor, max(0, len(keys) - 1))
+            back = [n for n, dev in enumerate(snap.media_devices) if self._gone and dev.info.bus_info == self._gone]
+            if back:  # the selected device is back (a replug: another node number, same bus_info)
+                self.cursor, self._gone = back[0], None
+            else:
+                self.cursor = keys.index(keep) if keep in keys else min(self.cursor, max(0, len(keys) - 1))
             self.post_message(self.Selected(self.selected_key))
 
     def _lay_out(self, shrink: bool) -> None:
@@ -192,6 +201,7 @@ class DeviceList(Lines, can_focus=True):
     def _move(self, row: int) -> None:
         row = max(0, min(row, len(self._keys) - 1))
         if self._keys and row != self.cursor:
+            self._gone = None  # the user chose another device
             self.cursor = row
             self.post_message(self.Selected(self.selected_key))
 

@@ -319,3 +319,28 @@ async def test_a_graph_tab_shows_a_link_change_no_event_told(pilot: Pilot, monke
     await pilot.pause(0.3)
     await settle(app)
     assert enabled_in_snapshot()  # no tab re-reads: the link change stays unseen
+
+
+@pytest.mark.asyncio
+async def test_the_selection_follows_a_replugged_device_to_its_new_node(pilot: Pilot) -> None:
+    """/dev/mediaN numbers follow plug order: a stick unplugged and plugged back after another
+    device took its number is selected again (by bus_info), at its new node."""
+    app = pilot.app
+    assert app.selected_key == "1-1" and app.selected_device.devnode == "/dev/media0"
+    for line in ("unplug 1-1", "plug c270 1-3", "plug hvr950q 1-1"):
+        app.perform(step(line))
+        await settle(app)
+        await pilot.pause()
+    assert app.selected_key == "1-1"
+    assert app.selected_device.devnode == "/dev/media2"  # media0 went to the second C270
+    assert render_detail(app.selected_device, app.snapshot).plain.startswith("/dev/media2")
+    app.perform(step("unplug 1-1"))
+    await settle(app)
+    await pilot.pause()
+    await pilot.press("down", "up")  # the user chooses while it is gone: its return moves nothing
+    moved = app.selected_key
+    assert moved != "1-1"
+    app.perform(step("plug hvr950q 1-1"))
+    await settle(app)
+    await pilot.pause()
+    assert app.selected_key == moved
