@@ -202,7 +202,7 @@ def dump(source: Source, steps: list[Step], args: argparse.Namespace, out: IO[st
 
     refused = perform_all(source, steps)
     snap = source.snapshot()
-    if args.device:
+    if args.device is not None:
         from .selection import Ambiguous, NoSuchDevice, describe, select
 
         try:

@@ -34,13 +34,15 @@ def describe(dev: MediaDeviceView) -> str:
 
 def select(snap: SystemSnapshot, spec: str) -> MediaDeviceView:
     """The one media device ``spec`` names; NoSuchDevice or Ambiguous otherwise."""
+    if not spec.strip():
+        raise NoSuchDevice(spec)
     devices = snap.media_devices
     node = spec if spec.startswith("/") else f"/dev/{spec}"
     rules = (
         ("node", lambda d: d.devnode is not None and d.devnode in (node, _resolved(node))),
         ("bus_info", lambda d: d.unread is None and d.info.bus_info == spec),
         ("driver", lambda d: d.unread is None and d.info.driver == spec),
-        ("model", lambda d: bool(spec) and spec.casefold() in (d.info.model or "").casefold()),
+        ("model", lambda d: spec.casefold() in (d.info.model or "").casefold()),
     )
     for how, matches in rules:
         found = [d for d in devices if matches(d)]

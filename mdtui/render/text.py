@@ -102,7 +102,7 @@ def key_line(dev: MediaDeviceView, snap: SystemSnapshot) -> str:
     if dev.usb_device is None:
         return f"parent            {dev.parent_device or 'none'}"
     usb = snap.usb(dev.usb_device)
-    ident = f" ({usb.vendor:04x}:{usb.product_id:04x} {usb.product})" if usb else ""
+    ident = f" ({usb.vendor:04x}:{usb.product_id:04x} {usb.product}".rstrip() + ")" if usb else ""
     return f"key device        {dev.key}{ident}"
 
 

@@ -83,7 +83,7 @@ def _key_row(dev: MediaDeviceView, snap: SystemSnapshot) -> tuple[str, str]:
     if dev.usb_device is None:
         return "parent", dev.parent_device or "none"
     usb = snap.usb(dev.usb_device)
-    ident = f"  {usb.vendor:04x}:{usb.product_id:04x} {usb.product}" if usb else ""
+    ident = f"  {usb.vendor:04x}:{usb.product_id:04x} {usb.product}".rstrip() if usb else ""
     return "key device", f"{dev.key}{ident}"  # plain text: sysfs strings are never markup
 
 

@@ -51,9 +51,10 @@ def test_a_name_of_several_devices_is_ambiguous(spec: str, how: str) -> None:
     assert how in str(err.value) and [d.devnode for d in err.value.candidates] == ["/dev/media0", "/dev/media2"]
 
 
-def test_nothing_matches() -> None:
+@pytest.mark.parametrize("spec", ["media9", "", " ", "/dev/\0media0", "x" * 10_000])
+def test_nothing_matches(spec: str) -> None:
     with pytest.raises(NoSuchDevice):
-        select(snap_of(TWO_STICKS), "media9")
+        select(snap_of(TWO_STICKS), spec)
 
 
 def run(tmp_path: Path, lines: str, *argv: str) -> tuple[int, str, str]:
