@@ -3,13 +3,12 @@
 
 ``allocator.files`` routes the simulation's own calls by request *name* (``k.ioctl(fd,
 "VIDIOC_STREAMON")``); a program on the rig sends numbers and bytes.  A subsystem whose nodes
-answer those registers ``CharFops``: the same open/release/ioctl plus ``unlocked_ioctl(file,
-request, arg, user)``, which gets the bytes ``copy_from_user()`` took of the argument (None
-when that faulted: each subsystem answers EFAULT where its own ioctl path copies) and a
-``UserMemory`` for the user pointers inside it, and returns the kernel's answer as an
-``allocator.mc.ioctl.Reply`` (errno, the argument to copy back, the bytes written at user
-pointers).  A file whose operations have no ``unlocked_ioctl`` answers ENOTTY, as
-``vfs_ioctl()`` does.
+answer those gives its ``Fops`` an ``unlocked_ioctl(file, request, arg, user)``, which gets
+the bytes ``copy_from_user()`` took of the argument (None when that faulted: each subsystem
+answers EFAULT where its own ioctl path copies) and a ``UserMemory`` for the user pointers
+inside it, and returns the kernel's answer as an ``allocator.mc.ioctl.Reply`` (errno, the
+argument to copy back, the bytes written at user pointers).  A file whose operations have
+no ``unlocked_ioctl`` answers ENOTTY, as ``vfs_ioctl()`` does.
 
 This module stays free of ctypes (the simulation alone never loads it): the answers live in
 ``allocator.subsys.{v4l2,alsa,dvb}_ioctl`` and are imported when the first ioctl arrives.
@@ -21,12 +20,11 @@ import errno
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from .files import File, Fops
+from .files import File
 
 if TYPE_CHECKING:
     from .files import FileTable
     from .mc.ioctl import Reply
-    from .module import Module
 
 
 class UserMemory(Protocol):
@@ -37,23 +35,6 @@ class UserMemory(Protocol):
 
 
 UnlockedIoctl = Callable[[File, int, "bytes | None", UserMemory], "Reply"]
-
-
-class CharFops(Fops):
-    """``struct file_operations`` with ``unlocked_ioctl``: the uapi's ioctls of one node."""
-
-    __slots__ = ("unlocked_ioctl",)
-
-    def __init__(
-        self,
-        owners: tuple[Module | None, ...],
-        unlocked_ioctl: UnlockedIoctl,
-        open: Callable[[File], None] | None = None,
-        release: Callable[[File], None] | None = None,
-        ioctl: Callable[[File, str], object] | None = None,
-    ) -> None:
-        super().__init__(owners, open=open, release=release, ioctl=ioctl)
-        self.unlocked_ioctl = unlocked_ioctl
 
 
 _IOC_WRITE, _IOC_READ = 1, 2
@@ -85,7 +66,6 @@ def vfs_ioctl(files: FileTable, fd: int, request: int, arg: bytes | None, user: 
     file = files.lookup(fd)
     if file is None:
         return Reply(errno.EBADF, None)
-    unlocked_ioctl = getattr(file.fops, "unlocked_ioctl", None)
-    if unlocked_ioctl is None:
+    if file.fops.unlocked_ioctl is None:
         return Reply(errno.ENOTTY, None)
-    return unlocked_ioctl(file, request, arg, user)
+    return file.fops.unlocked_ioctl(file, request, arg, user)

@@ -36,9 +36,11 @@ class File:
 
 
 class Fops:
-    """``struct file_operations`` of one node, plus the modules an open pins."""
+    """``struct file_operations`` of one node, plus the modules an open pins.  ``ioctl`` takes
+    the simulation's own calls by request name; ``unlocked_ioctl`` a program's numbers and
+    bytes (``allocator.chrdev``), None where the node answers none."""
 
-    __slots__ = ("ioctl", "open", "owners", "release")
+    __slots__ = ("ioctl", "open", "owners", "release", "unlocked_ioctl")
 
     def __init__(
         self,
@@ -46,11 +48,13 @@ class Fops:
         open: Callable[[File], None] | None = None,
         release: Callable[[File], None] | None = None,
         ioctl: Callable[[File, str], Any] | None = None,
+        unlocked_ioctl: Callable[..., Any] | None = None,
     ) -> None:
         self.owners = owners
         self.open = open
         self.release = release
         self.ioctl = ioctl
+        self.unlocked_ioctl = unlocked_ioctl
 
 
 class FileTable:
@@ -115,6 +119,12 @@ class FileTable:
         if file.fops.ioctl is None:
             raise KernelError(errno.ENOTTY, f"{request} on {file.path}: {os.strerror(errno.ENOTTY)}", file.path)
         return file.fops.ioctl(file, request)
+
+    def uapi_nodes(self) -> list[str]:
+        """The /dev nodes whose file operations answer a program's ioctls (``unlocked_ioctl``)."""
+        with self._lock:
+            devpaths = {path for path, fops in self._fops.items() if fops.unlocked_ioctl is not None}
+        return sorted(node for node, dev in list(self._core.nodes.items()) if dev.devpath in devpaths)
 
     def open_files(self) -> list[File]:
         with self._lock:

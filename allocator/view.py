@@ -109,6 +109,10 @@ class KernelView:
         """``/dev``: each node path and the device behind it (its ``devt``, ``devpath``...)."""
         return dict(self._k.devices.nodes)
 
+    def uapi_nodes(self) -> list[str]:
+        """The /dev nodes that answer a program's ioctls (their ``unlocked_ioctl``)."""
+        return self._k.files.uapi_nodes()
+
     def usb_devices(self) -> list[UsbDevice]:
         """The plugged USB devices (not root hubs), by bus and port."""
         return list(self._k.usb.devices())

@@ -22,7 +22,6 @@ AU8522_XC5000 = DvbFrontendOps(
     frequency_max_hz=858 * MHZ,
     frequency_stepsize_hz=62500,
     caps=FE_CAN_QAM_64 | FE_CAN_QAM_256 | FE_CAN_8VSB,
-    tuner_name="Xceive XC5000",
     tuner_min_hz=1 * MHZ,
     tuner_max_hz=1023 * MHZ,
     tuner_step_hz=50 * KHZ,

@@ -28,7 +28,7 @@ from ..device import Device, dev_str
 from ..errors import KernelError
 from .devnode import MediaBus, MediaDevnode
 from .entity import Entity, Interface, Link, Pad
-from .legacy import fills_info_dev, legacy_type
+from .legacy import legacy_type
 from .topology import (
     DeviceInfo,
     EntityDesc,
@@ -374,20 +374,21 @@ class MediaDevice:
 
     @staticmethod
     def _pipeline_pads(start: Pad) -> list[Pad]:
-        seen: dict[int, Pad] = {}
+        pads: list[Pad] = []
         todo = [start.entity]
         entities: set[int] = set()
         while todo:
             entity = todo.pop()
-            if id(entity) in entities:
-                continue
-            entities.add(id(entity))
-            for pad in entity.pads:
-                seen[id(pad)] = pad
-            for link in entity.links:
-                if link.flags & MEDIA_LNK_FL_ENABLED:
-                    todo += [link.source.entity, link.sink.entity]  # type: ignore[union-attr]
-        return list(seen.values())
+            if id(entity) not in entities:
+                entities.add(id(entity))
+                pads += entity.pads
+                todo += [
+                    end.entity  # type: ignore[union-attr]
+                    for link in entity.links
+                    if link.flags & MEDIA_LNK_FL_ENABLED
+                    for end in (link.source, link.sink)
+                ]
+        return pads
 
     @staticmethod
     def media_get_pad_index(entity: Entity, is_sink: bool, sig_type: int) -> int:
@@ -505,6 +506,6 @@ def _legacy_type(e: Entity) -> tuple[int, int, int]:
     ``e.legacy``: its type, with the kernel's remapping of functions outside the legacy ranges
     (so old media-ctl does not drop them), and ``info.dev`` where the V4L2 core fills it
     (``allocator.mc.legacy``, which the live reader derives the same answer with)."""
-    major, minor = (e.info_dev or (0, 0)) if fills_info_dev(e.function, e.obj_type_subdev) else (0, 0)
+    major, minor = e.info_dev or (0, 0)  # only the V4L2 core fills it in (allocator.mc.legacy)
     e.legacy = (legacy_type(e.function, e.obj_type_subdev), major, minor)
     return e.legacy

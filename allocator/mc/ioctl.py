@@ -22,9 +22,11 @@ import struct
 from collections.abc import Iterable
 from typing import NamedTuple, Protocol
 
+from ..chrdev import strscpy
 from ..errors import KernelError
 from . import uapi_layout
 from .topology import DeviceInfo, EntityDesc, LinkDesc, PadDesc, TopoEntity, TopoInterface, TopoLink, Topology, TopoPad
+from .uapi import MEDIA_ENT_ID_FLAG_NEXT
 from .uapi_layout import ENTITY, INTERFACE, LINK, PAD
 
 
@@ -140,8 +142,8 @@ def _sorted_descs(dev: MediaSource) -> tuple[list[EntityDesc], list[int]]:
 def _enum_entities(dev: MediaSource, arg: bytes) -> Reply:
     want = struct.unpack_from("<I", arg)[0]
     descs, ids = _sorted_descs(dev)
-    if want & uapi_layout.MEDIA_ENT_ID_FLAG_NEXT:
-        n = bisect.bisect_right(ids, want & ~uapi_layout.MEDIA_ENT_ID_FLAG_NEXT)
+    if want & MEDIA_ENT_ID_FLAG_NEXT:
+        n = bisect.bisect_right(ids, want & ~MEDIA_ENT_ID_FLAG_NEXT)
         found = descs[n] if n < len(descs) else None
     else:
         n = bisect.bisect_left(ids, want)
@@ -182,23 +184,18 @@ def _pad(p: PadDesc) -> uapi_layout.MediaPadDesc:
 # -- the kernel's structs, as copy_to_user() hands them over ----------------------------------
 
 
-def _fixed(text: str, size: int) -> bytes:
-    """strscpy(): truncated to size - 1 bytes and NUL-terminated."""
-    return text.encode()[: size - 1]
-
-
 def pack_device_info(info: DeviceInfo) -> bytes:
     out = uapi_layout.MediaDeviceInfo()
-    out.driver = _fixed(info.driver, 16)
-    out.model = _fixed(info.model, 32)
-    out.serial = _fixed(info.serial, 40)
-    out.bus_info = _fixed(info.bus_info, 32)
+    out.driver = strscpy(info.driver, 16)
+    out.model = strscpy(info.model, 32)
+    out.serial = strscpy(info.serial, 40)
+    out.bus_info = strscpy(info.bus_info, 32)
     out.media_version, out.hw_revision, out.driver_version = info.media_version, info.hw_revision, info.driver_version
     return bytes(out)
 
 
 def pack_entities(entities: Iterable[TopoEntity]) -> bytes:
-    return b"".join(ENTITY.pack(e.id, _fixed(e.name, 64), e.function, e.flags) for e in entities)
+    return b"".join(ENTITY.pack(e.id, strscpy(e.name, 64), e.function, e.flags) for e in entities)
 
 
 def pack_interfaces(interfaces: Iterable[TopoInterface]) -> bytes:
@@ -217,7 +214,7 @@ def pack_entity_desc(
     eid: int, name: str, etype: int, flags: int, pads: int, links: int, major: int, minor: int
 ) -> bytes:
     desc = uapi_layout.MediaEntityDesc()
-    desc.id, desc.name, desc.type, desc.flags = eid, _fixed(name, 32), etype, flags
+    desc.id, desc.name, desc.type, desc.flags = eid, strscpy(name, 32), etype, flags
     desc.pads, desc.links = pads, links
     struct.pack_into("<II", desc.raw, 0, major, minor)
     return bytes(desc)

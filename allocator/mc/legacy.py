@@ -104,11 +104,6 @@ def legacy_type(function: int, subdev: bool) -> int:
     return MEDIA_ENT_F_V4L2_SUBDEV_UNKNOWN if subdev else MEDIA_ENT_T_DEVNODE_UNKNOWN
 
 
-def fills_info_dev(function: int, subdev: bool) -> bool:
-    """Whether the V4L2 core fills ``info.dev`` of such an entity (when it has a node)."""
-    return subdev or function in NODE_FUNCTION.values()
-
-
 def info_dev(function: int, interfaces: Iterable[tuple[int, int, int]]) -> tuple[int, int]:
     """``info.dev`` from the interfaces (type, major, minor) linked to an entity: its own node's."""
     for intf_type, major, minor in interfaces:

@@ -13,13 +13,11 @@ from __future__ import annotations
 import ctypes
 import struct
 
-from .uapi import MEDIA_ENT_ID_FLAG_NEXT  # noqa: F401  (the ioctls' uapi, with their layouts)
-
-_IOC_WRITE, _IOC_READ = 1, 2
+from ..chrdev import ioc
 
 
 def _iowr(nr: int, size: int) -> int:
-    return ((_IOC_READ | _IOC_WRITE) << 30) | (size << 16) | (ord("|") << 8) | nr
+    return ioc("rw", "|", nr, size)
 
 
 class MediaDeviceInfo(ctypes.Structure):

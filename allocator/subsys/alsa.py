@@ -20,7 +20,7 @@ import errno
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..chrdev import CharFops, UserMemory
+from ..chrdev import UserMemory
 from ..device import Device
 from ..errors import KernelError
 from ..files import File, Fops, enotty
@@ -53,11 +53,11 @@ class Pcm:
     """One stream of a PCM device with its one substream (``subdevice #0``): snd-usb-audio
     creates a substream per stream direction; ``opened`` counts its open files."""
 
-    def __init__(self, card: SndCard, device: int, stream: str, name: str, ops: PcmOps, pcm_id: str = "") -> None:
+    def __init__(self, card: SndCard, device: int, stream: str, name: str, ops: PcmOps) -> None:
         self.card = card
         self.number = device
         self.stream = stream  # "c" capture, "p" playback
-        self.id = pcm_id or name  # snd_pcm_new()'s id; the name is the driver's pcm->name
+        self.id = name  # snd_pcm_new()'s id: the drivers here give it the name
         self.name = name
         self.ops = ops
         self.dev_class = SNDRV_PCM_CLASS_GENERIC
@@ -78,13 +78,13 @@ class Pcm:
 class SndCard:
     """``struct snd_card``: its number, names, id, control node and PCM streams."""
 
-    def __init__(self, k: Kernel, number: int, parent: Device, module: Module | None, shortname: str = ""):
+    def __init__(self, k: Kernel, number: int, parent: Device, module: Module | None):
         self.k = k
         self.number = number
         self.module = module
         self.id = ""  # set by snd_card_register() unless the driver gave one
         self.driver = ""
-        self.shortname = shortname
+        self.shortname = ""  # the driver names the card after snd_card_new()
         self.longname = ""
         self.mixername = ""
         self.components = ""
@@ -128,16 +128,14 @@ class SndCard:
                 raise enotty(file, request)
             return pcm.ops.ioctl(pcm, file, request)
 
-        owners = (self.k.module("snd"), self.module)
-        if pcm is not None:
-            return Fops(owners, open=do_open, release=do_release, ioctl=do_ioctl)
-
         def unlocked_ioctl(file: File, request: int, arg: bytes | None, user: UserMemory) -> Reply:
             from .alsa_ioctl import snd_ctl_ioctl
 
             return snd_ctl_ioctl(card, request, arg)
 
-        return CharFops(owners, unlocked_ioctl, open=do_open, release=do_release, ioctl=do_ioctl)
+        owners = (self.k.module("snd"), self.module)
+        control = unlocked_ioctl if pcm is None else None  # the PCM nodes' uapi is not modelled
+        return Fops(owners, open=do_open, release=do_release, ioctl=do_ioctl, unlocked_ioctl=control)
 
     def register(self) -> None:
         """``snd_card_register()``: the card gets its id, then it, its control node and PCM
@@ -185,11 +183,11 @@ class SndCard:
         return bool(found), next((pcm for pcm in found if pcm.stream == stream), None)
 
 
-def snd_card_new(k: Kernel, parent: Device, module: Module | None, shortname: str = "") -> SndCard:
+def snd_card_new(k: Kernel, parent: Device, module: Module | None) -> SndCard:
     number = k.snd_cards.get()
     if number is None:
         raise KernelError(errno.ENODEV, "no available usb audio device")
-    return SndCard(k, number, parent, module, shortname)
+    return SndCard(k, number, parent, module)
 
 
 def _last_word(name: str) -> str:

@@ -25,7 +25,7 @@ import errno
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..chrdev import CharFops, UserMemory
+from ..chrdev import UserMemory
 from ..device import Device, dev_str
 from ..errors import KernelError
 from ..files import File, Fops, enotty
@@ -96,7 +96,6 @@ class DvbFrontendOps:
     symbol_rate_min: int = 0
     symbol_rate_max: int = 0
     symbol_rate_tolerance: int = 0
-    tuner_name: str = ""
     tuner_min_hz: int = 0
     tuner_max_hz: int = 0
     tuner_step_hz: int = 0
@@ -110,7 +109,6 @@ class DvbFrontend:
         self.ops = ops
         self.delivery_system = ops.delsys[0] if ops.delsys else SYS_UNDEFINED
         self.removed = False
-        self.oneshot = False  # FE_TUNE_MODE_ONESHOT, never set here
 
     def frequency_limits(self) -> tuple[int, int, int]:
         """``dvb_frontend_get_frequency_limits()``: (min, max, tolerance), the narrower of
@@ -265,17 +263,17 @@ def _dvb_fops(dvbdev: DvbDevice) -> Fops:
     def do_ioctl(file: File, request: str) -> Any:
         raise enotty(file, request)
 
-    owners = (adapter.k.module("dvb_core"),)
-    if dvbdev.fe is None:
-        return Fops(owners, open=do_open, release=do_release, ioctl=do_ioctl)
+    fe = dvbdev.fe
 
     def unlocked_ioctl(file: File, request: int, arg: bytes | None, user: UserMemory) -> Reply:
         from .dvb_ioctl import dvb_frontend_ioctl
 
-        assert dvbdev.fe is not None
-        return dvb_frontend_ioctl(dvbdev.fe, request, arg, user)
+        assert fe is not None
+        return dvb_frontend_ioctl(fe, request, arg, user)
 
-    return CharFops(owners, unlocked_ioctl, open=do_open, release=do_release, ioctl=do_ioctl)
+    owners = (adapter.k.module("dvb_core"),)
+    frontend = unlocked_ioctl if fe is not None else None  # demux, dvr, net: not modelled
+    return Fops(owners, open=do_open, release=do_release, ioctl=do_ioctl, unlocked_ioctl=frontend)
 
 
 def dvb_create_media_graph(adapter: DvbAdapter) -> None:

@@ -59,7 +59,6 @@ DTV_PROPERTY = struct.Struct("<I12x56si")
 
 FE_GET_INFO = ioc("r", "o", 61, ctypes.sizeof(DvbFrontendInfo))
 FE_GET_PROPERTY = ioc("r", "o", 83, DTV_PROPERTIES.size)
-REQUESTS = {FE_GET_INFO: "FE_GET_INFO", FE_GET_PROPERTY: "FE_GET_PROPERTY"}
 
 
 def dvb_frontend_ioctl(fe: DvbFrontend, request: int, arg: bytes | None, user: UserMemory) -> Reply:
@@ -82,7 +81,7 @@ def pack_frontend_info(fe: DvbFrontend) -> bytes:
     info.name = strscpy(ops.name, 128)
     info.symbol_rate_min, info.symbol_rate_max = ops.symbol_rate_min, ops.symbol_rate_max
     info.symbol_rate_tolerance = ops.symbol_rate_tolerance
-    info.caps = ops.caps | (0 if fe.oneshot else FE_CAN_INVERSION_AUTO)
+    info.caps = ops.caps | FE_CAN_INVERSION_AUTO  # dropped only in FE_TUNE_MODE_ONESHOT, never set here
     info.frequency_stepsize = fe.stepsize()
     info.frequency_min, info.frequency_max, info.frequency_tolerance = fe.frequency_limits()
     info.type = DVBV3_TYPES.get(fe.delivery_system, FE_OFDM)

@@ -23,10 +23,10 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..chrdev import CharFops, UserMemory
+from ..chrdev import UserMemory
 from ..device import Device
 from ..errors import KernelError
-from ..files import File, enotty
+from ..files import File, Fops, enotty
 from ..kref import Kref
 from ..mc.device import MediaDevice
 from ..mc.entity import Entity, sink
@@ -186,7 +186,7 @@ def video_register_device(
     return vdev
 
 
-def _video_fops(vdev: VideoDevice, k: Kernel) -> CharFops:
+def _video_fops(vdev: VideoDevice, k: Kernel) -> Fops:
     def do_open(file: File) -> None:
         if not vdev.registered:
             raise KernelError(errno.ENODEV, f"{vdev.node}: {os.strerror(errno.ENODEV)}")
@@ -213,9 +213,8 @@ def _video_fops(vdev: VideoDevice, k: Kernel) -> CharFops:
 
         return v4l2_ioctl(vdev, file, request, arg)
 
-    return CharFops(
-        (k.module("videodev"), vdev.owner), unlocked_ioctl, open=do_open, release=do_release, ioctl=do_ioctl
-    )
+    owners = (k.module("videodev"), vdev.owner)
+    return Fops(owners, open=do_open, release=do_release, ioctl=do_ioctl, unlocked_ioctl=unlocked_ioctl)
 
 
 def v4l_querycap(vdev: VideoDevice, file: File) -> dict[str, Any]:

@@ -37,7 +37,6 @@ class V4l2Capability(ctypes.Structure):
 
 #: ``_IOR('V', 0, struct v4l2_capability)``
 VIDIOC_QUERYCAP = ioc("r", "V", 0, ctypes.sizeof(V4l2Capability))
-REQUESTS = {VIDIOC_QUERYCAP: "VIDIOC_QUERYCAP"}
 
 
 def v4l2_ioctl(vdev: VideoDevice, file: File, request: int, arg: bytes | None) -> Reply:

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from allocator.mc import legacy as legacy_view
-from allocator.mc import uapi_layout
+from allocator.mc import uapi, uapi_layout
 from allocator.mc.topology import DeviceInfo, Topology
 
 from ..model import Unread
@@ -182,7 +182,7 @@ def enum_entities(
     last = 0
     while len(out) < limit:
         desc = uapi_layout.MediaEntityDesc()
-        desc.id = last | uapi_layout.MEDIA_ENT_ID_FLAG_NEXT
+        desc.id = last | uapi.MEDIA_ENT_ID_FLAG_NEXT
         try:
             ioctl(fd, uapi_layout.MEDIA_IOC_ENUM_ENTITIES, desc)
         except OSError as exc:

@@ -184,15 +184,9 @@ class Opened:
 
 
 def char_nodes(kernel: Kernel) -> list[str]:
-    """The nodes ``CharNode`` answers: video and VBI nodes, ALSA control nodes, DVB frontends
-    (PCM, demux, DVR and net nodes stay plain testbed files)."""
-    return sorted(
-        node
-        for node, dev in kernel.view.device_nodes().items()
-        if dev.subsystem == "video4linux"
-        or (dev.subsystem == "sound" and dev.name.startswith("controlC"))
-        or (dev.subsystem == "dvb" and ".frontend" in dev.name)
-    )
+    """The nodes ``CharNode`` answers: those whose file operations take a program's ioctls
+    (video and VBI nodes, ALSA control nodes, DVB frontends); the rest stay plain files."""
+    return kernel.view.uapi_nodes()
 
 
 class Call:

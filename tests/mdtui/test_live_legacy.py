@@ -34,7 +34,7 @@ class Counting(FakeIoctl):
         name = uapi_layout.REQUESTS.get(request, hex(request))
         if request == uapi_layout.MEDIA_IOC_ENUM_ENTITIES:
             want = struct.unpack_from("<I", memoryview(buf).cast("B"))[0]  # type: ignore[arg-type]
-            name += " NEXT" if want & uapi_layout.MEDIA_ENT_ID_FLAG_NEXT else " id"
+            name += " NEXT" if want & uapi.MEDIA_ENT_ID_FLAG_NEXT else " id"
         self.requests[name] += 1
         return super().__call__(fd, request, buf)
 
