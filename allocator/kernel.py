@@ -17,6 +17,7 @@ in the stream, so a watcher sees refused actions as well as performed ones.
 from __future__ import annotations
 
 import errno
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, ParamSpec, TypeVar
@@ -32,6 +33,7 @@ from .mc.devnode import MediaBus
 from .mc.uapi import version_code
 from .mc_dev_allocator import allocator_class
 from .module import Module
+from .task import SHELL
 from .usbcore import UsbCore
 from .view import KernelView
 
@@ -65,13 +67,14 @@ class Kernel:
         self.printk = Printk(self.events)
         self.anomalies: list[Anomaly] = []
         self.devices = DeviceCore(self.events)
-        self.files = FileTable(self.devices)
+        self.files = FileTable(self.devices, self.events.now)
         self.faults = FaultInjector()
         self.usb = UsbCore(self.devices, self.printk)
         self.loader = ModuleLoader(self, self.events, tuple(builtin), self.release)
         self.media_bus = MediaBus(self.devices, self.printk, self.files, self.module, version_code(*RELEASE))
         self.allocator = allocator_class(variant)(self.media_bus, self.printk, self.faults, self.warn, lookup)
         self.video_minors = MinorAllocator(256)
+        self.videodev_lock = threading.Lock()  # v4l2-dev.c's: registration state vs v4l2_open()
         self.video_numbers = {"video": MinorAllocator(256), "vbi": MinorAllocator(256)}
         self.dvb_minors = MinorAllocator(512)
         self.dvb_adapters = MinorAllocator(DVB_MAX_ADAPTERS)
@@ -145,12 +148,13 @@ class Kernel:
     def unbind(self, driver: str, interface: str) -> None:
         self._op(f"unbind {driver} {interface}", self.usb.unbind, driver, interface)
 
-    def open(self, path: str) -> int:
-        return self._op(f"open {path}", self.files.open, path)
+    def open(self, path: str, comm: str = SHELL) -> int:
+        """``open(path)`` in the process named ``comm`` (``allocator.task``)."""
+        return self._op(f"open {path}", self.files.open, path, comm)
 
-    def close(self, fd: int | str) -> None:
-        """Close an fd, or the oldest open file on a node path."""
-        self._op(f"close {fd}", self.files.close, fd)
+    def close(self, fd: int | str, comm: str | None = None) -> None:
+        """Close an fd, or the oldest open file on a node path (of the process ``comm``)."""
+        self._op(f"close {fd}", self.files.close, fd, comm)
 
     def ioctl(self, fd: int, request: str) -> Any:
         return self._op(f"ioctl {request}", self.files.ioctl, fd, request)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .files import File
     from .kernel import Kernel
     from .mc.device import MediaDevice
+    from .task import Task
     from .usb import UsbDevice
 
 
@@ -54,14 +55,19 @@ class ModuleState(NamedTuple):
 
 
 class OpenFile(NamedTuple):
-    """An open file: its fd, the node path it was opened as, that node's ``dev_t``, and the
-    media device it was opened on when it is a ``/dev/mediaN`` (``private_data``'s
-    ``media_devnode->media_dev``: still that device once it is unregistered)."""
+    """An open file as ``/proc/PID/fd/FD`` shows it: its fd, the node's path as ``readlink``
+    gives it (`` (deleted)`` appended once the node is gone from ``/dev``: ``d_path()`` of an
+    unlinked dentry), that node's ``dev_t``, the media device it was opened on when it is a
+    ``/dev/mediaN`` (``private_data``'s ``media_devnode->media_dev``: still that device once it
+    is unregistered), the process holding it, when it was opened, and its access mode."""
 
     fd: int
     path: str
     devt: tuple[int, int] | None
     media_dev: MediaDevice | None
+    task: Task
+    opened_at: float
+    mode: str = "rw"
 
 
 class KernelView:
@@ -138,14 +144,16 @@ class KernelView:
     # -- open files ------------------------------------------------------------------------
 
     def open_files(self) -> list[OpenFile]:
-        return [_open_file(f) for f in self._k.files.open_files()]
+        nodes = self._k.devices.nodes
+        return [_open_file(f, nodes) for f in self._k.files.open_files()]
 
     def open_file(self, fd: int) -> OpenFile | None:
         file = self._k.files.lookup(fd)
-        return _open_file(file) if file is not None else None
+        return _open_file(file, self._k.devices.nodes) if file is not None else None
 
 
-def _open_file(file: File) -> OpenFile:
+def _open_file(file: File, nodes: dict[str, Device]) -> OpenFile:
     devnode = file.private
     media_dev = devnode.media_dev if isinstance(devnode, MediaDevnode) else None
-    return OpenFile(file.fd, file.path, file.device.devt, media_dev)
+    path = file.path if nodes.get(file.path) is file.device else f"{file.path} (deleted)"
+    return OpenFile(file.fd, path, file.device.devt, media_dev, file.task, file.opened_at)

@@ -9,6 +9,8 @@
    the scan's ``stat`` seam.  Beside it: the work per scan (calls through the seam, and the
    system calls they make), and the floor: a bare loop making only the calls no scan can
    avoid (list each fd directory, one readlinkat per fd), and one readlinkat's cost here.
+   And the scan's calls made from a C program (``bench/openers_floor.c``, compiled here):
+   what is left without an interpreter, the kernel's own cost of reading the links.
 2. ``--real N``: the same scan over this machine's real /proc after starting N ``sleep``
    processes that each inherit ~17 descriptors of those kinds (the kernel's own fd links).
 
@@ -191,9 +193,23 @@ def report(label: str, proc: Path, calls: Calls) -> None:
         f"= ~{syscalls(seen):,} system calls, {median * 1000 / max(syscalls(seen), 1):.2f} us each"
     )
     print(f"  floor (list every fd directory, one readlinkat per fd, nothing else): {base:.1f} ms")
+    print(f"  the scan's own calls made from C, median of {RUNS}: {c_floor(proc)}")
     holders = sorted({f.pid for f in result.files})[:1]
     known, _ = timed(lambda: scan(WANTED, proc, calls=calls, pids=holders))
     print(f"  the watch of one known opener (pids={holders}): {known * 1000:.0f} us")
+
+
+def c_floor(proc: Path) -> str:
+    """The same calls from C (bench/openers_floor.c): what no interpreter overhead adds."""
+    source = Path(__file__).with_name("openers_floor.c")
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = Path(tmp) / "openers_floor"
+        built = subprocess.run([os.environ.get("CC", "cc"), "-O2", "-o", str(exe), str(source)], capture_output=True)
+        if built.returncode != 0:
+            return "not measured (no C compiler)"
+        out = subprocess.run([str(exe), str(proc), str(RUNS)], capture_output=True, text=True, check=True).stdout
+    ms, fds, stats = out.split()
+    return f"{float(ms):.1f} ms ({fds} readlinkat, {stats} fstatat: {float(ms) * 1000 / int(fds):.2f} us per fd)"
 
 
 def per_call(proc: Path) -> float:
@@ -223,7 +239,8 @@ def real(count: int) -> None:
         print(
             f"real /proc, {n} processes ({count} sleeps with {len(fds) + 1} fds each), "
             f"median {median:.1f} ms (runs {', '.join(f'{t:.1f}' for t in sorted(times))}), "
-            f"{len(result.files)} open files found, {result.hidden} hidden; floor {base:.1f} ms"
+            f"{len(result.files)} open files found, {result.hidden} hidden; floor {base:.1f} ms; "
+            f"from C: {c_floor(Path('/proc'))}"
         )
     finally:
         for child in children:

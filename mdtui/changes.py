@@ -18,15 +18,18 @@ class Change(NamedTuple):
 
 def cause_of(events: Iterable[Event], before: SystemSnapshot | None = None) -> str:
     """The user-visible action behind a batch of events, from its uevents: a USB device
-    plugged or unplugged, else the last bind/unbind of an interface, else a refused action.
+    plugged or unplugged, else the last bind/unbind of an interface, else a refused action,
+    else the close of a file that kept a reference (no uevent says that).
     An unbind uevent carries no DRIVER (the kernel clears it first), so the driver is taken
     from the snapshot before the batch."""
-    plug = bind = error = ""
+    plug = bind = error = closed = ""
     for e in events:
         f = e.fields
         action = f.get("ACTION")
         if e.kind == "error":
             error = f"{f.get('OP', '')} failed: {f.get('ERRNO', '')}".strip()
+        elif "CLOSED" in f:  # the live source saw a file that kept a reference closed
+            closed = f"closed {f['CLOSED']}"
         elif e.kind != "uevent" or f.get("SUBSYSTEM") != "usb":
             continue
         elif f.get("DEVTYPE") == "usb_device" and action in ("add", "remove"):
@@ -34,7 +37,7 @@ def cause_of(events: Iterable[Event], before: SystemSnapshot | None = None) -> s
         elif f.get("DEVTYPE") == "usb_interface" and action in ("bind", "unbind"):
             driver = f.get("DRIVER") or _bound_driver(before, e.device)
             bind = f"{driver} {'bound' if action == 'bind' else 'unbound'} {e.device}".strip()
-    return plug or bind or error
+    return plug or bind or error or closed
 
 
 def _bound_driver(snap: SystemSnapshot | None, interface: str) -> str:

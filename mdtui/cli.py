@@ -16,6 +16,7 @@ from allocator.mc_dev_allocator import VARIANTS
 
 from . import __version__, tuning
 from .commands import LIFECYCLE, Step
+from .model import SystemSnapshot
 from .script import ScriptError, load
 from .sources import Refusal, Source, perform_all
 from .sources.sim import build
@@ -24,7 +25,14 @@ EPILOG = """\
 sources: 'sim' is the simulated kernel (the default world: au0828, snd_usb_audio and uvcvideo
 loaded, a Hauppauge HVR-950Q and a UVC webcam plugged; with --script, an empty machine that the
 script builds); 'live' reads this machine (sysfs, /dev/media*, udev events; bind/unbind write
-to sysfs, which needs root); 'auto' picks live when /sys/bus/media has devices.
+to sysfs, which needs root); 'auto' picks live when /sys/bus/media has devices;
+'bundle:FILE' shows the state a bug-report bundle recorded (read-only, no events).
+
+bug-report bundle: 'mdtui dump --bundle FILE.tar.gz' writes README.txt, versions, modules,
+open files, the kernel log, snapshot.json, per device its text, JSON and DOT, and state.json
+(for --source bundle:), e.g.
+  sudo mdtui dump --source live --bundle mdtui-report.tar.gz
+  mdtui --source bundle:mdtui-report.tar.gz
 
 script lines: {lines} | # comment
 """.format(lines=" | ".join(f"{c.name} {c.usage}" for c in LIFECYCLE))
@@ -51,8 +59,25 @@ class UsageError(Exception):
     pass
 
 
+SOURCES = ("sim", "live", "auto")
+BUNDLE = "bundle:"
+
+
+def source_name(value: str) -> str:
+    """``--source``: sim, live, auto, or bundle:FILE (argparse's choices cannot say FILE)."""
+    if value in SOURCES or (value.startswith(BUNDLE) and value[len(BUNDLE) :]):
+        return value
+    raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose sim, live, auto or bundle:FILE)")
+
+
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source", choices=("sim", "live", "auto"), default="auto", help="where to read state from")
+    p.add_argument(
+        "--source",
+        type=source_name,
+        default="auto",
+        metavar="{sim,live,auto,bundle:FILE}",
+        help="where to read state from (bundle:FILE: a bundle made by 'dump --bundle', read-only)",
+    )
     p.add_argument("--script", metavar="FILE", help="run a lifecycle script on the simulated kernel first")
     p.add_argument("--variant", choices=VARIANTS, default="mainline", help="simulated allocator: mainline or fixed")
     p.add_argument("--read-only", action="store_true", help="live: never write to sysfs (no bind/unbind)")
@@ -89,7 +114,13 @@ def parser() -> argparse.ArgumentParser:
         "dump", help="print the current state once", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     _common(d)
-    d.add_argument("--format", choices=("text", "json", "dot"), default="text")
+    d.add_argument("--format", choices=("text", "json", "dot"), help="what to print (default: text)")
+    d.add_argument(
+        "--bundle",
+        metavar="FILE",
+        help="write a bug-report bundle (a .tar.gz of every format, open files, the kernel log, versions) "
+        "to FILE instead of printing; FILE is replaced atomically; not with --format",
+    )
     d.add_argument("--interfaces", action="store_true", help="dot: add interface nodes (mc_nextgen_test style)")
     d.add_argument(
         "--device",
@@ -112,6 +143,19 @@ def parser() -> argparse.ArgumentParser:
 
 
 def open_source(args: argparse.Namespace, clock: Callable[[], float] | None) -> tuple[Source, list[Step]]:
+    if args.source.startswith(BUNDLE):
+        if args.script:
+            raise UsageError("--script runs on the simulated kernel; a bundle is read-only: use --source sim")
+        if args.command == "watch":
+            raise UsageError("a bundle has no events to watch: use 'mdtui dump --source bundle:FILE' or the TUI")
+        from .sources.bundle import BundleError, BundleSource
+
+        source = BundleSource(args.source[len(BUNDLE) :])
+        try:  # what no type can say (ids that do not match): shown once here, not crashed on later
+            _render_all(source.snapshot())
+        except Exception as exc:
+            raise BundleError(f"{source.path}: state.json: a state mdtui cannot show ({exc!r})") from None
+        return source, []
     steps: list[Step] = load(args.script) if args.script else []
     if args.source == "live" and args.script:
         raise UsageError("--script runs on the simulated kernel: use --source sim")
@@ -128,6 +172,14 @@ def open_source(args: argparse.Namespace, clock: Callable[[], float] | None) -> 
     return source, steps
 
 
+def _render_all(snap: SystemSnapshot) -> None:
+    from .render import dot, jsondump, text
+
+    text.render(snap)
+    jsondump.render(snap)
+    dot.render(snap, True)
+
+
 def _media_devices_here() -> bool:
     from .live.sysfs import Sysfs
 
@@ -142,6 +194,7 @@ def main(
 ) -> int:
     out = stdout or sys.stdout
     args = parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed: a bundle's README says it
     if out is None and args.command in ("dump", "watch"):  # started with stdout closed (>&-)
         print(f"mdtui {args.command}: no standard output to write to (EBADF)", file=sys.stderr)
         return 1
@@ -150,11 +203,21 @@ def main(
 
         command = args.rig_command[1:] if args.rig_command[:1] == ["--"] else args.rig_command
         return launch.run(command, args.script, args.variant)
+    if args.command == "dump" and args.bundle is not None:
+        why = bundle_usage(args)
+        if why is not None:
+            print(f"mdtui: {why}", file=sys.stderr)
+            return 2
+    from .sources.bundle import BundleError
+
     try:
         source, steps = open_source(args, clock)
     except (ScriptError, UsageError) as exc:
         print(f"mdtui: {exc}", file=sys.stderr)
         return 2
+    except BundleError as exc:
+        print(f"mdtui: {exc}", file=sys.stderr)
+        return 1
     if args.command == "dump" and args.exact:
         print("mdtui: --exact follows the kernel log as it happens: use it with watch or the TUI", file=sys.stderr)
         return 2
@@ -174,6 +237,17 @@ def main(
     elif app.return_code == 1:
         print("mdtui: crashed; the traceback is above", file=sys.stderr)
     return app.return_code or 0
+
+
+def bundle_usage(args: argparse.Namespace) -> str | None:
+    """Why ``dump --bundle`` cannot go with the other options given; None when it can."""
+    if args.bundle == "-":
+        return "--bundle -: name a file (a bundle is written atomically; to a pipe: --bundle /dev/stdout)"
+    if not args.bundle:
+        return "--bundle: name a file"
+    if args.format is not None:
+        return "--bundle writes every format (text, JSON and DOT per device): drop --format"
+    return None
 
 
 def output_failed(command: str, exc: OSError, out: IO[str]) -> int:
@@ -216,12 +290,32 @@ def dump(source: Source, steps: list[Step], args: argparse.Namespace, out: IO[st
                 print(f"  {describe(dev)}", file=sys.stderr)
             return 2
         snap = dataclasses.replace(snap, media_devices=(chosen,))
+    if args.bundle is not None:
+        return dump_bundle(source, snap, refused, args)
     if args.format == "json":
         out.write(jsondump.render(snap, refused))
     elif args.format == "dot":
         out.write(dot.render(snap, args.interfaces))
     else:
         out.write(text.render(snap))
+    return report(args.script, refused)
+
+
+def dump_bundle(source: Source, snap: SystemSnapshot, refused: list[Refusal], args: argparse.Namespace) -> int:
+    """Write the bundle (mdtui/bundle.py); one line on stderr says what was written (the
+    output stays empty: ``--bundle /dev/stdout | ssh ...`` carries the archive alone)."""
+    import shlex
+
+    from . import bundle
+
+    command = shlex.join(["mdtui", *getattr(args, "argv", ["dump", "--bundle", args.bundle])])
+    try:
+        files = bundle.write_bundle(args.bundle, source, snap, refused, command=command, interfaces=args.interfaces)
+    except OSError as exc:
+        print(f"mdtui: cannot write {args.bundle}: {bundle.error_text(exc)}", file=sys.stderr)
+        return 1
+    n = len(snap.media_devices)
+    print(f"mdtui: wrote {args.bundle}: {len(files)} files, {n} media device{'' if n == 1 else 's'}", file=sys.stderr)
     return report(args.script, refused)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from allocator.catalog import CATALOG
 from allocator.loader import MODULES
 
-from .model import MediaDeviceView, SystemSnapshot, UsbDeviceView
+from .model import DELETED, MediaDeviceView, SystemSnapshot, UsbDeviceView
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +146,15 @@ def open_choices(snap: SystemSnapshot, dev: MediaDeviceView | None) -> list[Choi
 
 
 def close_choices(snap: SystemSnapshot, dev: MediaDeviceView | None) -> list[Choice]:
-    return [Choice(f"close {path} (fd {fd})", _step("close", path)) for fd, path in snap.open_files]
+    """Each open file, closed by its node and the process holding it."""
+    return [
+        Choice(f"close {f.node} (fd {f.fd}, pid {f.pid} {f.comm})", _step("close", _opened_as(f.node), f.comm))
+        for f in snap.open_files
+    ]
+
+
+def _opened_as(node: str) -> str:
+    return node.removesuffix(DELETED)
 
 
 _SIM = "(simulated)"
@@ -189,11 +197,11 @@ COMMANDS: dict[str, Command] = {
         ),
         Command(
             "open", "o", "Open", f"open a device node {_SIM}",
-            usage="NODE", arity=(1, 1), title="Open which node?", choices=open_choices, sim_only=True,
+            usage="NODE [PROCESS]", arity=(1, 2), title="Open which node?", choices=open_choices, sim_only=True,
         ),
         Command(
             "close", "c", "Close", f"close an open file {_SIM}",
-            usage="NODE", arity=(1, 1), title="Close which file?", choices=close_choices, sim_only=True,
+            usage="NODE [PROCESS]", arity=(1, 2), title="Close which file?", choices=close_choices, sim_only=True,
         ),
         Command("toggle_folds", "e", "Unfold", "fold or unfold the numbered runs (DVB ts-outs) in the drawing"),
         Command("export_dot", "d", "DOT", "export the selected device as Graphviz DOT (`mdtui-media0.dot`)"),

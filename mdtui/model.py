@@ -36,6 +36,27 @@ def links_of_kind(links: tuple[TopoLink, ...], kind: str) -> list[TopoLink]:
     return [ln for ln in links if ln.flags & mask == want]
 
 
+#: what readlink of an fd adds when its node was removed from /dev (``d_path()``)
+DELETED = " (deleted)"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenFileView:
+    """A file open on one of a media device's nodes, as ``/proc/PID/fd`` and ``fdinfo`` show
+    it: ``node`` is the fd link's text ("/dev/video0", "/dev/video0 (deleted)", a bind
+    mount's path), ``mode`` "r", "w", "rw", "ioctl" or "?".  ``since``: when it was opened
+    (the simulated kernel knows), or when the live source first saw it open (the kernel
+    does not say); None: unknown."""
+
+    pid: int
+    comm: str
+    user: str
+    fd: int
+    node: str
+    mode: str
+    since: float | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class HolderView:
     driver: str
@@ -43,6 +64,8 @@ class HolderView:
     interface: str
     state: str  # "bound" | "deferred"
     reason: str
+    unbound_at: float | None = None  # deferred: when its driver was unbound (None: not seen)
+    kept_by: tuple[OpenFileView, ...] = ()  # deferred: the open files that keep the reference
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +121,11 @@ class MediaDeviceView:
     unread: Unread | None = None
     bound: tuple[BoundDriver, ...] | None = None  # from sysfs; None: the source does not say
     media: str | None = None  # its name on the media bus ("media0"); None: the source does not say
+    # the files open on its nodes (/dev/mediaN and the nodes of its interfaces, also once
+    # removed from /dev), by pid and fd; None: not looked for.  hidden_openers: processes
+    # whose files this user may not inspect (counted, never silently missing)
+    open_files: tuple[OpenFileView, ...] | None = None
+    hidden_openers: int | None = None
 
     @property
     def registered(self) -> bool:
@@ -170,7 +198,7 @@ class SystemSnapshot:
     media_devices: tuple[MediaDeviceView, ...]
     modules: tuple[ModuleView, ...]
     usb_devices: tuple[UsbDeviceView, ...]
-    open_files: tuple[tuple[int, str], ...] = ()
+    open_files: tuple[OpenFileView, ...] = ()  # every open file on a device node (the simulation's close offers them)
     usb_drivers: tuple[str, ...] = ()  # /sys/bus/usb/drivers
     anomalies: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())  # e.g. "simulated kernel (variant mainline)"

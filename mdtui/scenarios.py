@@ -53,7 +53,7 @@ SCENARIOS = [
     Scenario(
         "deferred_release_through_open_video0",
         "au0828 unbound but kept by an open /dev/video0",
-        "open /dev/video0\nunbind au0828 1-1:1.0\nunbind snd-usb-audio 1-1:1.1",
+        "open /dev/video0 tvheadend\nunbind au0828 1-1:1.0\nunbind snd-usb-audio 1-1:1.1",
     ),
     Scenario("help", "Help", keys=("question_mark",)),
     Scenario("command_palette", "Every action in the command palette", palette="unbind"),

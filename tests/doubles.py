@@ -8,17 +8,21 @@ from __future__ import annotations
 import builtins
 import contextlib
 import ctypes
+import dataclasses
 import errno
 import io
 import os
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 from allocator import Kernel
 from allocator.mc import uapi_layout
 from allocator.mc.ioctl import MediaSource, media_ioctl
 from mdtui.live.kmsg import ALLOCATOR_FILE
+from mdtui.live.openers import SYSCALLS, Calls
 from mdtui.live.sysfs import MAX_ATTRIBUTE, Fs
 
 
@@ -52,6 +56,49 @@ class FakeIoctl:
         if reply.arg is not None:
             view[: len(reply.arg)] = reply.arg
         return 0
+
+
+class FakeProc:
+    """``/proc`` written from the simulated kernel's file table, for the live source's scan:
+    ``PID/comm``, ``PID/fd/N`` linking to the node under the tree's /dev (with the kernel's
+    " (deleted)" once the node is gone) and ``PID/fdinfo/N``.  The links point at plain files
+    (or nothing); ``calls`` gives each link its device's number through the ``stat`` seam."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.proc = root / "proc"
+        self.numbers: dict[str, tuple[int, int]] = {}  # link text -> (major, minor)
+
+    def sync(self, k: Kernel) -> None:
+        if self.proc.exists():
+            shutil.rmtree(self.proc)
+        self.proc.mkdir()
+        self.numbers.clear()
+        for f in k.view.open_files():
+            d = self.proc / str(f.task.pid)
+            (d / "fd").mkdir(parents=True, exist_ok=True)
+            (d / "fdinfo").mkdir(exist_ok=True)
+            (d / "comm").write_text(f.task.comm + "\n")
+            target = f"{self.root}{f.path}"
+            os.symlink(target, d / "fd" / str(f.fd))
+            (d / "fdinfo" / str(f.fd)).write_text("pos:\t0\nflags:\t02\nmnt_id:\t25\n")
+            if f.devt is not None:
+                self.numbers[target] = f.devt
+
+    @property
+    def calls(self) -> Calls:
+        def seam_stat(name: str, *, dir_fd: int | None = None) -> os.stat_result | SimpleNamespace:
+            try:
+                target = os.readlink(name, dir_fd=dir_fd)
+            except OSError:
+                target = ""
+            if target in self.numbers:
+                return SimpleNamespace(
+                    st_mode=stat.S_IFCHR | 0o660, st_rdev=os.makedev(*self.numbers[target]), st_uid=0
+                )
+            return os.stat(name, dir_fd=dir_fd)
+
+        return dataclasses.replace(SYSCALLS, stat=seam_stat)
 
 
 class PipeMonitor:

@@ -13,3 +13,7 @@ class Holder(NamedTuple):
     interface: str
     state: str  # "bound" or "deferred"
     reason: str
+    #: a deferred reference: when its driver was unbound, and the fds of the open files that
+    #: keep it (the driver's own structures say which: au0828's video and vbi files)
+    unbound_at: float | None = None
+    kept_by: tuple[int, ...] = ()

@@ -94,6 +94,7 @@ class Au0828Dev:
         self.i2c_bus = -1
         self.users = 0
         self.disconnected = False
+        self.disconnected_at: float | None = None
         self.alive = True
         self.active_link: Link | None = None
         self.active_link_owner: Entity | None = None
@@ -107,9 +108,11 @@ class Au0828Dev:
     def label(self) -> str:
         return f"au0828 on {self.intf.name}"
 
-    def open_nodes(self, k: Kernel) -> list[str]:
-        nodes = {v.node for v in (self.vdev, self.vbi_dev) if v is not None}
-        return sorted(f.path for f in k.files.open_files() if f.path in nodes)
+    def open_files(self, k: Kernel) -> list[File]:
+        """The V4L2 files still open on this device's video and vbi nodes (what keeps its
+        v4l2_device, and so its media device reference, after a disconnect)."""
+        nodes = {id(v.device) for v in (self.vdev, self.vbi_dev) if v is not None and v.device is not None}
+        return sorted((f for f in k.files.open_files() if id(f.device) in nodes), key=lambda f: f.fd)
 
 
 class Au0828VideoOps(v4l2.NodeOps):
@@ -390,6 +393,7 @@ class Au0828Driver(UsbDriver):
         if not isinstance(dev, Au0828Dev):
             return
         dev.disconnected = True
+        dev.disconnected_at = self.k.events.now()
         if dev.adapter is not None:
             dvb.dvb_unregister_adapter(dev.adapter)
             dev.adapter = None
@@ -440,7 +444,16 @@ class Au0828Driver(UsbDriver):
             if not dev.disconnected:
                 held = Holder(self.name, self.module_name, dev.intf.name, "bound", "bound")
             else:
-                nodes = ", ".join(dev.open_nodes(self.k)) or "an open V4L2 file"
-                held = Holder(self.name, self.module_name, dev.intf.name, "deferred", f"unbound, kept by open {nodes}")
+                files = dev.open_files(self.k)
+                nodes = ", ".join(sorted({f.path for f in files})) or "an open V4L2 file"
+                held = Holder(
+                    self.name,
+                    self.module_name,
+                    dev.intf.name,
+                    "deferred",
+                    f"unbound, kept by open {nodes}",
+                    dev.disconnected_at,
+                    tuple(f.fd for f in files),
+                )
             out.append((dev.media_dev, held))
         return out

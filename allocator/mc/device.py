@@ -156,7 +156,11 @@ class MediaDevice:
         bus.files.register(dev, bus.fops(self.devnode, self._ioctl))
         bus.live[minor] = self
         bus.core.device_add(dev)
-        bus.printk.dev_dbg(dev_str(dev), "Media device registered")
+        bus.printk.dev_dbg(self._log_dev(dev), "Media device registered")  # dev_dbg(mdev->dev, ...)
+
+    def _log_dev(self, devnode: Device) -> str:
+        """Whom mc-device.c's lines name: ``mdev->dev``, the parent (the devnode without one)."""
+        return dev_str(self.dev if self.dev is not None else devnode)
 
     def media_device_unregister(self) -> None:
         with self.graph_mutex:
@@ -172,7 +176,7 @@ class MediaDevice:
                 self.media_devnode_remove(intf)
         self._bus.live.pop(devnode.minor, None)
         self._bus.core.device_del(devnode.device)
-        self._bus.printk.dev_dbg(dev_str(devnode.device), "Media device unregistered")
+        self._bus.printk.dev_dbg(self._log_dev(devnode.device), "Media device unregistered")
         devnode.put()
         self.devnode = None
 

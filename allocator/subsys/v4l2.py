@@ -188,9 +188,10 @@ def video_register_device(
 
 def _video_fops(vdev: VideoDevice, k: Kernel) -> Fops:
     def do_open(file: File) -> None:
-        if not vdev.registered:
-            raise KernelError(errno.ENODEV, f"{vdev.node}: {os.strerror(errno.ENODEV)}")
-        vdev.ref.kref_get()  # video_get(): the file keeps the video device alive
+        with k.videodev_lock:  # v4l2_open(): the registered check and video_get() under videodev_lock
+            if not vdev.registered:
+                raise KernelError(errno.ENODEV, f"{vdev.node}: {os.strerror(errno.ENODEV)}")
+            vdev.ref.kref_get()  # video_get(): the file keeps the video device alive
         try:
             vdev.ops.open(vdev, file)
         except KernelError:
@@ -241,9 +242,12 @@ def v4l_querycap(vdev: VideoDevice, file: File) -> dict[str, Any]:
 
 
 def video_unregister_device(vdev: VideoDevice) -> None:
-    if not vdev.registered:
-        return
-    vdev.registered = False
+    """The registered flag is cleared under ``videodev_lock``, so an open that found it set
+    has taken its reference before the registration's own is put."""
+    with vdev.v4l2_dev.k.videodev_lock:
+        if not vdev.registered:
+            return
+        vdev.registered = False
     if vdev.device is not None:
         vdev.v4l2_dev.k.devices.device_del(vdev.device)
     video_put(vdev)

@@ -146,9 +146,21 @@ def parse_record(record: bytes) -> str | None:
 
 @dataclass
 class Tracked:
+    """What the allocator's lines say of one media device.  ``refcount`` still counts the
+    owner's reference after its driver's unbind (``owner_unbound``): mainline logs no line
+    for the owner's own media_device_delete(), and the owner may run it at the unbind or,
+    when an open file keeps its reference (au0828's deferred release), at the last close;
+    ``refcount_now()`` takes it off when nothing keeps it."""
+
     refcount: int
     owner: str
     anomalies: list[str] = field(default_factory=list)
+    owner_unbound: bool = False
+
+    def refcount_now(self, owner_kept: bool) -> int:
+        """The count, the owner's reference taken off once its driver was unbound and no
+        open file keeps it (``owner_kept``: the live source sees a deferred holder of it)."""
+        return self.refcount - (self.owner_unbound and not owner_kept and self.refcount > 0)
 
 
 class ExactTracker:
@@ -180,10 +192,11 @@ class ExactTracker:
         return dev
 
     def owner_unbound(self, dev: str) -> None:
-        """The owner's own media_device_delete(), which mainline does not log."""
+        """The owner's driver was unbound: its own media_device_delete(), which mainline does
+        not log, runs now or at the release of the last file keeping it (``Tracked``)."""
         t = self.devices.get(dev)
-        if t is not None and t.refcount > 0:
-            t.refcount -= 1
+        if t is not None:
+            t.owner_unbound = True
 
 
 class KmsgReader:

@@ -163,7 +163,7 @@ def scan(
     processes under ``root`` (only in ``pids`` when given: the cheap watch of openers already
     known, one fd directory each instead of every process's).  Never raises for what a live
     /proc does (see the module)."""
-    wanted = frozenset(os.makedev(major, minor) for major, minor in devices)
+    wanted = frozenset(_devt(major, minor) for major, minor in devices) - {None}
     if not wanted:
         return Openers((), 0, 0)
     try:
@@ -260,6 +260,14 @@ def _describe(pid: int, fd_dir: int, found: _Process, calls: Calls, users: dict[
             )
         )
     return out
+
+
+def _devt(major: int, minor: int) -> int | None:
+    """``makedev()``; None for numbers no device can have (a G_TOPOLOGY interface may claim
+    any 32-bit major and minor: a device number holds 12 and 20 bits in the kernel)."""
+    if not (0 <= major < 1 << 12 and 0 <= minor < 1 << 20):
+        return None
+    return os.makedev(major, minor)
 
 
 def _text(data: bytes) -> str:

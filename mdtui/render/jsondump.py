@@ -15,7 +15,7 @@ from allocator.mc import uapi
 from allocator.mc.topology import TopoLink, Topology
 
 from ..commands import Step
-from ..model import HolderView, MediaDeviceView, SystemSnapshot, Unread, link_kind
+from ..model import HolderView, MediaDeviceView, OpenFileView, SystemSnapshot, Unread, link_kind
 
 #: the JSON Schema this output follows (shipped with the package)
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "dump.schema.json"
@@ -38,6 +38,8 @@ def device(dev: MediaDeviceView, snap: SystemSnapshot) -> dict[str, Any]:
         "owner_refcnt": snap.owner_refcnt(dev),
         "owner_refs_from_sharers": dev.owner_refs_from_sharers,
         "holders": None if dev.unread is not None else [_holder(h) for h in dev.holders],
+        "open_files": None if dev.open_files is None else [_open_file(f) for f in dev.open_files],
+        "hidden_openers": dev.hidden_openers,
         **_graph(dev),
         "anomalies": list(dev.anomalies),
         "inferred": sorted(dev.inferred),
@@ -65,7 +67,15 @@ def _info(dev: MediaDeviceView) -> dict[str, Any]:
 
 
 def _holder(h: HolderView) -> dict[str, Any]:
-    return {"driver": h.driver, "module": h.module, "interface": h.interface, "state": h.state, "reason": h.reason}
+    out = {"driver": h.driver, "module": h.module, "interface": h.interface, "state": h.state, "reason": h.reason}
+    if h.state == "deferred":  # its reference outlives its driver's binding
+        out["unbound_at"] = h.unbound_at
+        out["kept_by"] = [_open_file(f) for f in h.kept_by]
+    return out
+
+
+def _open_file(f: OpenFileView) -> dict[str, Any]:
+    return {"pid": f.pid, "comm": f.comm, "user": f.user, "fd": f.fd, "node": f.node, "mode": f.mode, "since": f.since}
 
 
 def _unread(unread: Unread | None) -> dict[str, Any] | None:

@@ -8,7 +8,7 @@ return them, and libmediactl knows no other); they are listed with the allocator
 
 from __future__ import annotations
 
-from ..model import ANCILLARY, BoundDriver, MediaDeviceView, SystemSnapshot, links_of_kind
+from ..model import ANCILLARY, BoundDriver, HolderView, MediaDeviceView, SystemSnapshot, links_of_kind
 from . import legacy
 
 
@@ -129,10 +129,57 @@ def _allocator_lines(dev: MediaDeviceView, snap: SystemSnapshot) -> list[str]:
 def _holder_lines(dev: MediaDeviceView) -> list[str]:
     if dev.unread is not None:
         return [f"holders           {dev.unread.unknown}"]
-    lines = [
-        f"{'holders' if n == 0 else '':<18}{h.driver} {h.interface} ({h.reason})" for n, h in enumerate(dev.holders)
+    lines = []
+    for n, h in enumerate(dev.holders):
+        lines.append(f"{'holders' if n == 0 else '':<18}{h.driver} {h.interface} ({h.reason})")
+        lines += [f"{'':<20}{chain}" for chain in kept_chain(h, dev)]
+    lines = lines or ["holders           none"]
+    files = open_file_lines(dev)
+    return lines + [f"{'open files' if n == 0 else '':<18}{line}" for n, line in enumerate(files)]
+
+
+#: control characters in caret notation (as ``cat -v``): a process may name itself with an
+#: escape sequence, a USB string may hold one; neither may reach the terminal
+VISIBLE = {c: f"^{chr(c + 64)}" for c in range(32)} | {127: "^?"}
+
+
+def printable(text: str) -> str:
+    return text.translate(VISIBLE)
+
+
+def stamp(t: float) -> str:
+    """A time on the clock the events carry, as the event log's column shows it."""
+    return f"{t:.6f}"
+
+
+def kept_chain(h: HolderView, dev: MediaDeviceView) -> list[str]:
+    """Why a deferred reference is still held: ``au0828 unbound at T; reference kept by
+    /dev/video0 (deleted), open in pid 4121 (tvheadend) since T``, a line per open file."""
+    if h.state != "deferred":
+        return []
+    unbound = f"{h.driver} unbound at {stamp(h.unbound_at)}" if h.unbound_at is not None else f"{h.driver} unbound"
+    if not h.kept_by:
+        hidden = f": {dev.hidden_openers} hidden (permission)" if dev.hidden_openers else ""
+        why = "no process found holding its nodes" if dev.open_files is not None else "open files not looked for"
+        return [f"{unbound}; reference kept by an open file ({why}{hidden})"]
+    return [
+        f"{unbound}; reference kept by {printable(k.node)}, open in pid {k.pid} ({printable(k.comm)})"
+        + (f" since {stamp(k.since)}" if k.since is not None else "")
+        for k in h.kept_by
     ]
-    return lines or ["holders           none"]
+
+
+def open_file_lines(dev: MediaDeviceView) -> list[str]:
+    """``pid 4121 tvheadend (user) fd 3 /dev/video0 rw``, a line per file, and the hidden."""
+    if dev.open_files is None:
+        return []
+    lines = [
+        f"pid {f.pid} {printable(f.comm)} ({printable(f.user)}) fd {f.fd} {printable(f.node)} {f.mode}"
+        for f in dev.open_files
+    ]
+    if dev.hidden_openers:
+        lines.append(f"{dev.hidden_openers} hidden (permission)")
+    return lines or ["none"]
 
 
 def bound_lines(dev: MediaDeviceView, snap: SystemSnapshot) -> list[str]:

@@ -79,18 +79,21 @@ def answer(handler: Callable[[str], str], raw: bytes | TooLong, limit: int = MAX
         return error(errno.EIO, f"{type(exc).__name__}: {exc}")
 
 
-class ControlServer:
-    """Serves ``handler`` on a Unix socket at ``path``: any number of connections, each on its
-    own thread, lines answered in order."""
+class UnixServer:
+    """A Unix socket listener at ``path`` (``kind``: ``SOCK_STREAM``, ``SOCK_SEQPACKET``), each
+    connection served by ``serve`` on its own thread; a client that goes away ends its own."""
 
-    def __init__(self, handler: Callable[[str], str], path: str) -> None:
-        self.handler = handler
+    def __init__(
+        self, path: str, serve: Callable[[socket.socket], None], kind: int = socket.SOCK_STREAM, name: str = "control"
+    ) -> None:
         self.path = path
         self.closed = False
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._serve = serve
+        self._name = name
+        self.listener = socket.socket(socket.AF_UNIX, kind)
         self.listener.bind(path)
         self.listener.listen(64)
-        threading.Thread(target=self._accept, name="control", daemon=True).start()
+        threading.Thread(target=self._accept, name=name, daemon=True).start()
 
     def _accept(self) -> None:
         while not self.closed:
@@ -101,22 +104,30 @@ class ControlServer:
                     return
                 time.sleep(0.01)  # EMFILE and the like: the next client may fare better
                 continue
-            threading.Thread(target=self._serve, args=(conn,), name="control-client", daemon=True).start()
+            threading.Thread(target=self._run, args=(conn,), name=f"{self._name}-client", daemon=True).start()
 
-    def _serve(self, conn: socket.socket) -> None:
-        with conn:
-            for raw in lines(conn):
-                reply = answer(self.handler, raw)
-                try:
-                    conn.sendall(reply.encode() + b"\n")
-                except OSError:  # the client went away: nobody to answer
-                    return
+    def _run(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):  # OSError: the client went away
+            self._serve(conn)
 
     def close(self) -> None:
-        """Stop accepting; connections being served finish their current line."""
+        """Stop accepting; connections being served finish what they are doing."""
         self.closed = True
         with contextlib.suppress(OSError):
             self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
         with contextlib.suppress(OSError):
             os.unlink(self.path)
+
+
+class ControlServer(UnixServer):
+    """Serves ``handler`` on a Unix socket at ``path``: any number of connections, lines
+    answered in order."""
+
+    def __init__(self, handler: Callable[[str], str], path: str) -> None:
+        self.handler = handler
+        super().__init__(path, self._answer_lines)
+
+    def _answer_lines(self, conn: socket.socket) -> None:
+        for raw in lines(conn):
+            conn.sendall(answer(self.handler, raw).encode() + b"\n")  # OSError: nobody to answer

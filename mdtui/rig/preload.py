@@ -1,15 +1,31 @@
-"""umockdev's preload library, built by the project's set-up with a map of emulated files that
-grows (``fd_map.c``): umockdev 0.17's holds 50 and aborts the client at the 51st, where the
-kernel lets a process hold as many as its RLIMIT_NOFILE (v4l2-compliance's multiple-open
-test opens ~100 files, ``arecord -l`` probes controlC0..31).
+"""umockdev's preload library, built by the project's set-up with four changes:
 
-``python -m mdtui.rig.preload`` (run by ``make rig-deps``) fetches the Debian source of the
+* a map of emulated files that grows (``fd_map.c``): umockdev 0.17's holds 50 and aborts the
+  client at the 51st, where the kernel lets a process hold as many as its RLIMIT_NOFILE
+  (v4l2-compliance's multiple-open test opens ~100 files, ``arecord -l`` probes
+  controlC0..31);
+* an open that cannot reach the testbed fails with the process's errno (EMFILE) instead of
+  ending the process (``ioctl_open.c``);
+* a descriptor made by ``dup()``/``dup2()``/``fcntl(F_DUPFD)`` shares the emulated file, which
+  lives until the last of them closes, as an open file does in the kernel (``dup.c``; a
+  shell's ``sleep 60 < /dev/video0`` dup2()s the node to 0 and closes the original);
+* /proc shows an emulated node as the kernel shows a node (``proc_fd.c``): ``readlink`` of a
+  process's ``/proc/PID/fd/N`` on it gives ``/dev/video0`` (``/dev/video0 (deleted)`` once
+  the node is gone), not the testbed's file, and ``stat`` through the link gives a character
+  device with the node's number, also after the node was removed (the rig's server records
+  each node's number by inode: ``$UMOCKDEV_DIR/.rdev``), where umockdev shows a regular empty
+  file in its temporary directory.
+
+``python -m mdtui.rig.preload`` (run by ``make rig-preload``) fetches the Debian source of the
 installed umockdev (``apt-get source``, its own package lists in a scratch directory, the
-system's untouched), replaces the fd map in ``src/libumockdev-preload.c`` and compiles the
+system's untouched), patches ``src/libumockdev-preload.c`` (``patch()``: each change replaces
+or hooks code that must be as umockdev 0.17 has it, else RuntimeError) and compiles the
 library into the project's environment; nothing else of umockdev changes, and the rig keeps
 using the installed umockdev for everything else (the version must match: the library and
-the Testbed speak one protocol).  ``mdtui rig`` preloads it instead of the installed one
-when it is there (``path()``), and says so when it is not.
+the Testbed speak one protocol).  The library is stamped with the umockdev version and a
+hash of this recipe (this file and the .c files), so a change to either makes ``current()``
+false and the next ``make rig-preload`` builds it again.  ``mdtui rig`` preloads it instead
+of the installed one when it is there (``path()``), and says so when it is not.
 """
 
 from __future__ import annotations
@@ -33,6 +49,27 @@ IOCTL_OPEN = re.compile(
     r"static void\nioctl_emulate_open\(int fd, const char \*dev_path, int must_exist\)\n{\n.*?\n}\n", re.S
 )
 OPEN_CALL = "    ioctl_emulate_open(ret, path, path != p);"
+#: where proc_fd.c goes: before umockdev's stat adjustment, which its templates expand
+STAT_ADJUST = "#define STAT_ADJUST_MODE \\\n"
+#: the stat templates, each up to its STAT_ADJUST_MODE line, after which proc_fd.c's check goes
+STAT_TEMPLATES = re.compile(
+    r"(#define (WRAP_STAT|WRAP_FSTATAT|WRAP_VERSTAT|WRAP_VERFSTATAT)\(prefix, suffix\) \\\n"
+    r"(?:[^\n]*\\\n)*?    STAT_ADJUST_MODE; *\\\n)"
+)
+#: umockdev's statx(), up to its return, where proc_fd.c's check goes
+STATX = re.compile(
+    r"(int statx\(int dirfd, const char \*pathname, int flags, unsigned mask, struct statx \* stx\)\n\{\n"
+    r".*?\n)(    return r;\n\}\n)",
+    re.S,
+)
+#: umockdev's readlink() and readlinkat(), replaced by proc_fd.c's
+READLINK = "WRAP_3ARGS(ssize_t, -1, readlink, char *, size_t);\n"
+READLINKAT = re.compile(
+    r"ssize_t readlinkat\(int dirfd, const char \*pathname, char \*buf, size_t bufsiz\)\n\{\n.*?\n\}\n", re.S
+)
+#: umockdev's ioctl_emulate_close(), replaced by dup.c's (with the dup wrappers)
+IOCTL_CLOSE = re.compile(r"static void\nioctl_emulate_close\(int fd\)\n{\n.*?\n}\n", re.S)
+RECIPE = ("fd_map.c", "ioctl_open.c", "proc_fd.c", "dup.c")
 DEBIAN = "http://deb.debian.org/debian"
 
 
@@ -89,15 +126,43 @@ def fetch(version: str, work: Path) -> Path:
 
 
 def patch(source: str) -> str:
-    """``src/libumockdev-preload.c`` with the growable fd map, and opens that fail with the
-    process's errno (EMFILE) where umockdev would end the process."""
+    """``src/libumockdev-preload.c`` with the growable fd map, opens that fail with the
+    process's errno (EMFILE) where umockdev would end the process, and /proc fd links of
+    emulated nodes shown as the kernel shows them."""
     new, count = FD_MAP.subn(lambda _: (HERE / "fd_map.c").read_text() + "\n", source)
     if count != 1:
         raise RuntimeError("umockdev's fd map is not where 0.17 has it: cannot replace it")
     new, count = IOCTL_OPEN.subn(lambda _: (HERE / "ioctl_open.c").read_text(), new)
     if count != 1 or new.count(OPEN_CALL) != 2:
         raise RuntimeError("umockdev's ioctl_emulate_open() is not as 0.17 has it: cannot replace it")
-    return new.replace(OPEN_CALL, OPEN_CALL.replace("    ioctl_emulate_open", "    ret = ioctl_emulate_open"))
+    new = new.replace(OPEN_CALL, OPEN_CALL.replace("    ioctl_emulate_open", "    ret = ioctl_emulate_open"))
+    new, count = IOCTL_CLOSE.subn(lambda _: (HERE / "dup.c").read_text(), new)
+    if count != 1:
+        raise RuntimeError("umockdev's ioctl_emulate_close() is not as 0.17 has it: cannot replace it")
+    return _patch_proc_fd(new)
+
+
+def _patch_proc_fd(source: str) -> str:
+    """proc_fd.c spliced in: its checks after umockdev's stat adjustment (the four stat
+    templates and statx()), its readlink() and readlinkat() in place of umockdev's."""
+    if source.count(STAT_ADJUST) != 1 or source.count(READLINK) != 1:
+        raise RuntimeError("umockdev's stat adjustment or readlink() is not as 0.17 has it: cannot patch them")
+
+    def hook(match: re.Match[str]) -> str:
+        dirfd = "dirfd" if "FSTATAT" in match[2] else "AT_FDCWD"
+        return f"{match[1]}    PROC_FD_STAT_ADJUST({dirfd});{' ' * 40}\\\n"
+
+    new, count = STAT_TEMPLATES.subn(hook, source)
+    if count != 4:
+        raise RuntimeError(f"umockdev's stat templates are not as 0.17 has them ({count} of 4): cannot patch them")
+    new, count = STATX.subn(lambda m: f"{m[1]}    proc_fd_statx(r, dirfd, pathname, stx);\n{m[2]}", new)
+    if count != 1:
+        raise RuntimeError("umockdev's statx() is not as 0.17 has it: cannot patch it")
+    new, count = READLINKAT.subn("/* readlinkat(): proc_fd.c's */\n", new)
+    if count != 1:
+        raise RuntimeError("umockdev's readlinkat() is not as 0.17 has it: cannot replace it")
+    new = new.replace(READLINK, "/* readlink(): proc_fd.c's */\n")
+    return new.replace(STAT_ADJUST, (HERE / "proc_fd.c").read_text() + "\n" + STAT_ADJUST)
 
 
 def compile_library(src: Path, version: str, out: Path) -> None:
@@ -115,7 +180,7 @@ def compile_library(src: Path, version: str, out: Path) -> None:
 
 def _stamp(version: str) -> str:
     """What a library built here was made from: the umockdev version and this recipe."""
-    parts = [(HERE / name).read_bytes() for name in ("fd_map.c", "ioctl_open.c")] + [Path(__file__).read_bytes()]
+    parts = [(HERE / name).read_bytes() for name in RECIPE] + [Path(__file__).read_bytes()]
     recipe = hashlib.sha256(b"".join(parts)).hexdigest()[:16]
     return f"{version} {recipe}"
 
@@ -146,7 +211,7 @@ def build(dest: Path) -> str:
         compile_library(fetch(version, work), version, built)
         shutil.move(built, dest)
     stamp.write_text(_stamp(version))
-    return f"{dest}: built from umockdev {version} with a growable fd map"
+    return f"{dest}: built from umockdev {version} with a growable fd map, EMFILE opens, shared dups and /proc fd links"
 
 
 def main() -> int:

@@ -8,8 +8,13 @@ nothing outside ``allocator`` and the Textual-free parts of ``mdtui``.
 What the programs inside see:
 
 * ``/sys`` and ``/dev``: the tree ``mdtui.rig.tree`` writes from the simulation, rewritten
-  after every change (staged, then swapped in: a reader never sees half a tree), with
-  ``/dev/.node`` entries so that umockdev's preload reports the nodes as character devices;
+  after every change: ``/sys`` staged, then swapped in (a reader never sees half a tree);
+  ``/dev`` updated in place, as devtmpfs updates it, with ``/dev/.node`` entries so that
+  umockdev's preload reports the nodes as character devices.  A node whose device stays
+  registered stays the same file, so a process's fd on it still reads ``/dev/video0`` in
+  ``/proc/PID/fd`` (and ``/dev/video0 (deleted)`` once its device is gone); the number of
+  every node file made is recorded by inode (``RDEV``) for a stat through such an fd
+  (``mdtui/rig/proc_fd.c``);
 * ``/dev/mediaN``: every open is an open of the simulated devnode (it pins the owner module,
   as ``media_open()`` does through the cdev owner), released when the client closes it or
   goes away however it goes (``mdtui.rig.peers``); every ioctl is answered from the media
@@ -24,7 +29,11 @@ What the programs inside see:
   makes write() fail with the simulation's errno; or found in the file, for writes through
   stdio the shim cannot see);
 * ``$MDTUI_RIG_CONTROL``: a Unix socket taking lifecycle lines (``unplug 1-1``, the script
-  language); the reply is ``ok`` or ``error ERRNO ERRNO_NAME message`` (``mdtui.rig.control``).
+  language); the reply is ``ok`` or ``error ERRNO ERRNO_NAME message`` (``mdtui.rig.control``);
+* ``/dev/kmsg``: the simulation's printk, one record per read (``$MDTUI_RIG_KMSG``, which the
+  shim connects an open of /dev/kmsg to), and ``/sys/kernel/debug/dynamic_debug/control``: the
+  simulated kernel's dev_dbg call sites, a write to it a batch of queries
+  (``$MDTUI_RIG_DYNDBG``); each machine has its own log (``mdtui.rig.kmsg``).
 
 COMMAND runs as a shell runs a foreground command (``mdtui.rig.command``); when it ends, the
 rig stops serving, then removes the testbed.
@@ -50,6 +59,7 @@ gi.require_version("UMockdev", "1.0")
 from gi.repository import GLib, UMockdev  # noqa: E402
 
 from allocator import Event, KernelError  # noqa: E402
+from allocator.device import Device  # noqa: E402
 from allocator.events import UEVENT  # noqa: E402
 from allocator.sysfs import refcnt  # noqa: E402
 
@@ -60,12 +70,16 @@ from . import command as cmd  # noqa: E402
 from . import uevents  # noqa: E402
 from .control import ControlServer, error  # noqa: E402
 from .ioctls import CharNode, MediaNode, Node, Opened, char_nodes  # noqa: E402
+from .kmsg import CONTROL, DEBUGFS, KMSG_DEVT, KernelLog, seqpacket_server, serve_control, serve_kmsg  # noqa: E402
 from .launch import EX_UNAVAILABLE  # noqa: E402
 from .peers import PeerFinder  # noqa: E402
 from .tree import write_tree  # noqa: E402
 
 SYSFS_OPS = ("bind", "unbind")
 STDIO_READ = 64 * 1024  # what is read of a bind/unbind file written through stdio
+#: under the testbed's root: each node file's number by inode, ``ST_DEV:ST_INO -> "MAJ:MIN NAME"``
+#: (symlinks), read by the preload library for a stat through a /proc fd link (proc_fd.c)
+RDEV = ".rdev"
 
 
 def device_name(data: bytes) -> str:
@@ -91,9 +105,11 @@ class Rig:
         self.testbed = UMockdev.Testbed.new()
         self.root = Path(self.testbed.get_root_dir())
         self.handlers: dict[str, Node] = {}
+        self.shown: dict[str, tuple[Device, tuple[int, int] | None]] = {}  # /dev's nodes: device, number
         self.peers = PeerFinder()
         self._uevents: list[Event] = []
         self.sender = uevents.Sender(str(self.root))
+        self.log = kernel_log(source)
         source.subscribe(self._event)
         with self.lock:
             self.sync()
@@ -113,18 +129,22 @@ class Rig:
         if stage.exists():
             shutil.rmtree(stage)
         write_tree(self.kernel, stage)
-        nodes = stage / "dev" / ".node"
-        nodes.mkdir(parents=True, exist_ok=True)
-        for dev in self.kernel.view.device_nodes().values():
+        self._write_debugfs(stage)
+        devices = self.kernel.view.device_nodes()
+        numbers = stage / "dev" / ".node"
+        numbers.mkdir(parents=True, exist_ok=True)
+        (stage / "dev" / "kmsg").write_bytes(b"")  # opened as the log by the shim
+        (numbers / "kmsg").symlink_to(f"{KMSG_DEVT[0]}:{KMSG_DEVT[1]}")
+        for dev in devices.values():
             if dev.devt is not None:
-                (nodes / dev.devname.replace("/", "_")).symlink_to(f"{dev.devt[0]}:{dev.devt[1]}")
-        for part in ("sys", "dev"):
-            old = self.root / f".old-{part}"
-            if (self.root / part).exists():
-                (self.root / part).rename(old)
-            (stage / part).rename(self.root / part)
-            if old.exists():
-                shutil.rmtree(old)
+                (numbers / dev.devname.replace("/", "_")).symlink_to(f"{dev.devt[0]}:{dev.devt[1]}")
+        old = self.root / ".old-sys"
+        if (self.root / "sys").exists():
+            (self.root / "sys").rename(old)
+        (stage / "sys").rename(self.root / "sys")
+        if old.exists():
+            shutil.rmtree(old)
+        self._show_dev(stage / "dev", devices)
         shutil.rmtree(stage)
         nodes = [(node, MediaNode) for node in self.kernel.view.media_nodes()]
         for node, kind in nodes + [(node, CharNode) for node in char_nodes(self.kernel)]:
@@ -134,6 +154,95 @@ class Rig:
         sent, self._uevents = self._uevents, []
         for event in sent:
             self.sender.send(event.fields)
+
+    def _show_dev(self, staged: Path, devices: dict[str, Device]) -> None:
+        """Bring ``/dev`` to the ``staged`` tree in place, as devtmpfs does: a node whose device
+        is the one it was made for (same device, same number, no add or remove uevent since)
+        is left alone, so a file open on it is still open on ``/dev/video0``; any other node
+        is made anew (renamed into place whole) and one whose device went is unlinked, so a
+        file open on it reads ``/dev/video0 (deleted)`` in ``/proc/PID/fd``.
+
+        Every node file made gets its number recorded by inode (``RDEV``), before it appears:
+        the kernel's open file keeps its inode's i_rdev after the node is unlinked (when its
+        ``.node`` entry is gone too) and after another device takes its name (when ``.node``
+        names the new number), so the preload library reads the number of the inode that a
+        stat through ``/proc/PID/fd/N`` reached.  Records are kept after their node is
+        unlinked (an fd may still hold it) and rewritten when a new node gets a freed inode
+        number; proc_fd.c says why a stale one is never taken.  The ``.node`` entries are
+        written before the nodes they number and removed after them."""
+        live = self.root / "dev"
+        redone = {e.fields.get("DEVNAME") for e in self._uevents if e.fields.get("ACTION") in ("add", "remove")}
+        shown = {node: (dev, dev.devt) for node, dev in devices.items()}
+        kept = {
+            dev.devname
+            for node, (dev, devt) in shown.items()
+            if node in self.shown
+            and self.shown[node][0] is dev
+            and self.shown[node][1] == devt
+            and dev.devname not in redone
+            and (live / dev.devname).is_file()
+            and not (live / dev.devname).is_symlink()
+        }
+        records = self.root / RDEV
+        records.mkdir(exist_ok=True)
+        for dev in devices.values():
+            made = staged / dev.devname
+            if dev.devt is None or dev.devname in kept or not made.is_file():
+                continue
+            st = made.stat()  # the inode moves into /dev with the rename
+            record = records / f"{st.st_dev}:{st.st_ino}"
+            temporary = records / f".{record.name}"
+            with contextlib.suppress(FileNotFoundError):
+                temporary.unlink()
+            temporary.symlink_to(f"{dev.devt[0]}:{dev.devt[1]} {dev.devname}")
+            temporary.replace(record)
+        numbers = {entry.name for entry in os.scandir(staged / ".node")}
+        merge_tree(staged / ".node", live / ".node", kept=set(), prune=False)  # moves them
+        merge_tree(staged, live, kept, skip=frozenset({".node"}))
+        for entry in list(os.scandir(live / ".node")):
+            if entry.name not in numbers:
+                os.unlink(entry.path)
+        self.shown = shown
+
+    def _write_debugfs(self, root: Path) -> None:
+        """debugfs' dynamic_debug/control under ``root`` (``/sys/kernel/debug``, 0700 as
+        debugfs is mounted), replaced whole: a reader never sees it half written."""
+        debugfs = root / DEBUGFS.lstrip("/")
+        control = root / CONTROL.lstrip("/")
+        control.parent.mkdir(parents=True, exist_ok=True)
+        debugfs.chmod(0o700)
+        staged = control.with_name(".control")
+        staged.write_text(self.log.listing())
+        staged.chmod(0o644)
+        staged.replace(control)
+
+    def control_write(self, data: bytes) -> int:
+        """A write() to dynamic_debug/control: queries applied to the machine's call sites
+        (``KernelLog.control_write``: the byte count, or OSError), then the listing
+        rewritten, whatever the answer (the queries before a refused one did apply)."""
+        with self.lock:
+            if self.closing:
+                raise OSError(errno.ESHUTDOWN, "the rig is shutting down")
+            try:
+                return self.log.control_write(data)
+            finally:
+                self._write_debugfs(self.root)
+
+    def kmsg_write(self, args: list[str]) -> str:
+        """The shim's ``kmsg-write BYTES-HEX``: a write() to /dev/kmsg."""
+        try:
+            data = bytes.fromhex(args[0]) if args else b""
+        except ValueError:
+            return error(errno.EINVAL, "usage: kmsg-write BYTES-HEX")
+        if len(args) > 1:
+            return error(errno.EINVAL, "usage: kmsg-write BYTES-HEX")
+        with self.lock:
+            log = self.log
+        try:
+            log.write(data)
+        except OSError as exc:
+            return error(exc.errno or errno.EIO, exc.strerror or str(exc))
+        return "ok"
 
     def sync_refcnts(self) -> None:
         """An open or close of /dev/mediaN moves module refcnts and nothing else (and sends
@@ -162,6 +271,8 @@ class Rig:
             return "ok"
         if words[:1] == ["sysfs-write"]:
             return self.sysfs_write_line(words[1:])
+        if words[:1] == ["kmsg-write"]:
+            return self.kmsg_write(words[1:])
         self.reap()
         try:
             if words[:1] == ["reset"]:
@@ -201,6 +312,7 @@ class Rig:
         report(failed)
         with self.lock:
             self.source, self.kernel = source, source.kernel
+            self.log = kernel_log(source)  # a new boot: a file open on the old log gets nothing more
             source.subscribe(self._event)
             self._uevents.clear()
             self.sync()
@@ -291,6 +403,52 @@ class Rig:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def merge_tree(
+    src: Path, dst: Path, kept: set[str], *, prune: bool = True, skip: frozenset[str] = frozenset(), rel: str = ""
+) -> None:
+    """Make ``dst`` hold what ``src`` holds, touching only what differs: directories are
+    merged, a symlink with the same target and a regular file whose path (relative to the
+    top, ``rel``) is in ``kept`` stay, anything else is renamed from ``src`` over it; what
+    ``src`` lacks is removed unless not ``prune``.  Names in ``skip`` are left alone."""
+    if dst.is_symlink() or (dst.exists() and not dst.is_dir()):
+        dst.unlink()
+    dst.mkdir(parents=True, exist_ok=True)
+    names = set()
+    for entry in sorted(os.scandir(src), key=lambda e: e.name):
+        if entry.name in skip:
+            continue
+        names.add(entry.name)
+        target, path = dst / entry.name, f"{rel}{entry.name}"
+        if entry.is_dir(follow_symlinks=False):
+            merge_tree(Path(entry.path), target, kept, prune=prune, rel=f"{path}/")
+            continue
+        if entry.is_symlink():
+            if target.is_symlink() and os.readlink(target) == os.readlink(entry.path):
+                continue
+        elif path in kept and target.is_file() and not target.is_symlink():
+            continue
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        os.replace(entry.path, target)
+    if prune:
+        for entry in list(os.scandir(dst)):
+            if entry.name not in names and entry.name not in skip:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+
+
+def kernel_log(source: SimSource) -> KernelLog:
+    """The machine's printk ring: its boot from the event history, then every event.  Each
+    machine's events go to its own log (an old machine's, after a reset, to the old one)."""
+    kernel = source.kernel
+    log = KernelLog(kernel.events.now, kernel.loader.builtin)
+    log.replay(kernel.events.history)
+    source.subscribe(log.event)
+    return log
+
+
 def report(failed: list[tuple[Step, KernelError]]) -> None:
     for step, exc in failed:
         print(f"mdtui rig: line {step.line}: {step}: {exc.errno_name}: {exc.strerror}", file=sys.stderr)
@@ -317,6 +475,8 @@ def build_shim(directory: Path) -> Path:
 def serve(rig: Rig, relay: cmd.Relay, command: list[str]) -> int:
     """Serve the testbed while COMMAND runs in it; the rig's exit status."""
     control = ControlServer(rig.run_line, str(rig.root / "control.sock"))
+    kmsg = seqpacket_server(str(rig.root / "kmsg.sock"), lambda conn: serve_kmsg(conn, lambda: rig.log))
+    dyndbg = seqpacket_server(str(rig.root / "dyndbg.sock"), lambda conn: serve_control(conn, rig.control_write))
     try:
         try:
             shim = build_shim(rig.root)
@@ -325,7 +485,14 @@ def serve(rig: Rig, relay: cmd.Relay, command: list[str]) -> int:
             return EX_UNAVAILABLE
         preload = " ".join(p for p in (str(shim), os.environ.get("LD_PRELOAD", "")) if p)
         # the Testbed set UMOCKDEV_DIR in C only: os.environ never saw it
-        env = dict(os.environ, UMOCKDEV_DIR=str(rig.root), MDTUI_RIG_CONTROL=control.path, LD_PRELOAD=preload)
+        env = dict(
+            os.environ,
+            UMOCKDEV_DIR=str(rig.root),
+            MDTUI_RIG_CONTROL=control.path,
+            MDTUI_RIG_KMSG=kmsg.path,
+            MDTUI_RIG_DYNDBG=dyndbg.path,
+            LD_PRELOAD=preload,
+        )
         try:
             pid = relay.start(lambda: cmd.spawn(command, env))
         except OSError as exc:
@@ -337,6 +504,8 @@ def serve(rig: Rig, relay: cmd.Relay, command: list[str]) -> int:
         return run_loop(rig, pid)
     finally:
         control.close()
+        kmsg.close()
+        dyndbg.close()
 
 
 def run_loop(rig: Rig, pid: int) -> int:

@@ -33,6 +33,27 @@
  *    an open of /sys/module/NAME/refcnt first asks the rig to do so ("reap"), so a parent that
  *    has waited for its child reads the refcnt the kernel would show: files are released at
  *    exit, before the parent can reap the child.
+ *
+ * 4. /dev/kmsg.  The testbed has no kernel log: an open() of "/dev/kmsg" (open, openat, fopen,
+ *    their 64-bit and fortified forms; the path as written, not resolved) is connected to the
+ *    rig's log instead, a SOCK_SEQPACKET socket at $MDTUI_RIG_KMSG (mdtui/rig/kmsg.py), after
+ *    the testbed's /dev/kmsg (0644 root, like the kernel's) was found open-able with the same
+ *    access mode.  O_NONBLOCK and O_CLOEXEC are the socket's.  The rig sends one message per
+ *    record, so poll/select see the fd readable exactly when a record is there; read() here
+ *    returns one record, EINVAL when the buffer is too small for it (the record stays),
+ *    EAGAIN when none is left (O_NONBLOCK: the rig is asked, so a record it logged before
+ *    is never missed), EPIPE after records were dropped unread.  lseek(fd, 0, SEEK_SET,
+ *    SEEK_DATA or SEEK_END) moves the reader as devkmsg_llseek() does (ESPIPE for an offset,
+ *    EINVAL for another whence); write() logs a line through the control socket
+ *    ("kmsg-write HEX") and returns its answer (EBADF on a read-only fd, EINVAL over 1,024
+ *    bytes).  The fds are remembered with their socket's inode, through dup/dup2/dup3/
+ *    fcntl(F_DUPFD); an fd number reused behind the shim's back (fclose) is told apart.
+ *
+ * 5. /sys/kernel/debug/dynamic_debug/control opened for writing: connected to the rig's
+ *    $MDTUI_RIG_DYNDBG socket, which applies each write() as a batch of queries and answers
+ *    with the kernel's errno (EINVAL for a query it cannot parse, E2BIG over 4,095 bytes), then
+ *    rewrites the listing that reading the file shows.  Writes through stdio reach the rig
+ *    too (the fd is the socket); their refusal is printed by the rig.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -40,6 +61,7 @@
 #include <fcntl.h>
 #include <linux/dvb/frontend.h>
 #include <linux/media.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -49,12 +71,13 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#define MAX_FDS 64
+#define MAX_FDS 256 /* remembered fds per process: bind/unbind files, /dev/kmsg, the control file */
 #define PREFIX "/sys/bus/"
 #define MAX_NAME 1024 /* bytes of a device name sent to the rig; no device has a longer one */
 
@@ -70,11 +93,24 @@ struct rig_call {
 #define MDTUI_RIG_IOCTL _IOWR('|', 0xF0, struct rig_call)
 #define ROOM_CAP (64u << 20)
 
+#define KMSG_PATH "/dev/kmsg"
+#define DYNDBG_PATH "/sys/kernel/debug/dynamic_debug/control"
+#define MAGIC "\0mdtui-rig\0" /* starts every message of the shim's own on those sockets */
+#define MAGIC_LEN 11
+#define RECORD_MAX 1024 /* PRINTKRB_RECORD_MAX: the longest write() /dev/kmsg takes */
+#define QUERY_MAX 4095  /* USER_BUF_PAGE - 1: the longest write() the control file takes */
+
+enum kind { SYSFS_OP, KMSG, DYNDBG };
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
     int fd;
-    char op[8];       /* "bind" or "unbind" */
-    char driver[128];
+    enum kind kind;
+    char op[8];       /* SYSFS_OP: "bind" or "unbind" */
+    char driver[128]; /* SYSFS_OP */
+    int accmode;      /* KMSG, DYNDBG: O_RDONLY, O_WRONLY or O_RDWR */
+    dev_t dev;        /* KMSG, DYNDBG: the socket's inode, to tell a reused fd number apart */
+    ino_t ino;
 } tracked[MAX_FDS];
 static int ntracked;
 
@@ -101,6 +137,7 @@ static void track(int fd, const char *path, int flags)
     pthread_mutex_lock(&lock);
     if (ntracked < MAX_FDS) {
         tracked[ntracked].fd = fd;
+        tracked[ntracked].kind = SYSFS_OP;
         snprintf(tracked[ntracked].op, sizeof tracked[0].op, "%s", slash + 1);
         memcpy(tracked[ntracked].driver, drv, len);
         tracked[ntracked].driver[len] = '\0';
@@ -430,25 +467,321 @@ int ioctl(int fd, unsigned long request, ...)
     return next(fd, (unsigned long)MDTUI_RIG_IOCTL, &call);
 }
 
+/* ---- /dev/kmsg and the dynamic debug control file ------------------------------------ */
+
+/* Is the fd still the socket the rig connected for entry i?  (An fd number closed behind
+ * the shim's back, by fclose or close_range, may have been reused since.)  Drops the entry
+ * when it is not. */
+static int same_socket(int fd, int i)
+{
+    struct stat st;
+    int same;
+
+    if (syscall(SYS_fstat, fd, &st) != 0)
+        return 0;
+    pthread_mutex_lock(&lock);
+    i = find(fd);
+    same = i >= 0 && S_ISSOCK(st.st_mode) && tracked[i].dev == st.st_dev && tracked[i].ino == st.st_ino;
+    if (i >= 0 && !same)
+        tracked[i] = tracked[--ntracked];
+    pthread_mutex_unlock(&lock);
+    return same;
+}
+
+/* /dev/kmsg, or the control file opened for writing, inside a rig that serves them */
+static int rig_path(const char *path, int flags, enum kind *kind)
+{
+    if (path == NULL)
+        return 0;
+    if (strcmp(path, KMSG_PATH) == 0 && getenv("MDTUI_RIG_KMSG") != NULL) {
+        *kind = KMSG;
+        return 1;
+    }
+    if (strcmp(path, DYNDBG_PATH) == 0 && (flags & O_ACCMODE) != O_RDONLY && getenv("MDTUI_RIG_DYNDBG") != NULL) {
+        *kind = DYNDBG;
+        return 1;
+    }
+    return 0;
+}
+
+/* fopen()'s mode as open() flags */
+static int fopen_flags(const char *mode)
+{
+    int flags = mode[0] == 'r' ? O_RDONLY : O_WRONLY;
+    if (mode[0] == 'w')
+        flags |= O_CREAT | O_TRUNC;
+    else if (mode[0] == 'a')
+        flags |= O_CREAT | O_APPEND;
+    for (const char *m = mode + 1; *m && *m != ','; m++) {
+        if (*m == '+')
+            flags = (flags & ~O_ACCMODE) | O_RDWR;
+        else if (*m == 'e')
+            flags |= O_CLOEXEC;
+        else if (*m == 'x')
+            flags |= O_EXCL;
+    }
+    return flags;
+}
+
+static int next_close(int fd)
+{
+    static int (*next)(int);
+    if (next == NULL)
+        next = (int (*)(int))dlsym(RTLD_NEXT, "close");
+    return next(fd);
+}
+
+/* Wait for the next message of the shim's own on a rig socket (the records before it are
+ * dropped, the caller having asked for them to be), into buf; its length, or -1 with errno. */
+static ssize_t await_reply(int sock, char *buf, size_t size, const char *want)
+{
+    size_t wlen = strlen(want);
+    for (;;) {
+        struct pollfd p = {.fd = sock, .events = POLLIN};
+        ssize_t n = recv(sock, buf, size - 1, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (poll(&p, 1, -1) < 0 && errno != EINTR)
+                return -1;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            errno = EIO; /* the rig went away */
+            return -1;
+        }
+        buf[n] = '\0';
+        if (n >= (ssize_t)(MAGIC_LEN + wlen) && memcmp(buf, MAGIC, MAGIC_LEN) == 0 &&
+            memcmp(buf + MAGIC_LEN, want, wlen) == 0)
+            return n;
+    }
+}
+
+/* Connect a rig path's socket in place of the testbed's file: `checked` is the testbed's file
+ * opened with the caller's access mode (or -1 and errno: that is the answer), closed here. */
+static int rig_open(enum kind kind, int checked, int flags)
+{
+    const char *path = getenv(kind == KMSG ? "MDTUI_RIG_KMSG" : "MDTUI_RIG_DYNDBG");
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    int accmode = flags & O_ACCMODE, sock, err;
+    char hello[MAGIC_LEN + 16], reply[64];
+    struct stat st;
+
+    if (checked < 0)
+        return -1;
+    next_close(checked);
+    if (accmode == O_ACCMODE) {
+        errno = EINVAL;
+        return -1;
+    }
+    snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path);
+    sock = socket(AF_UNIX, SOCK_SEQPACKET | ((flags & O_CLOEXEC) ? SOCK_CLOEXEC : 0), 0);
+    if (sock < 0)
+        return -1;
+    memcpy(hello, MAGIC, MAGIC_LEN);
+    int len = snprintf(hello + MAGIC_LEN, sizeof hello - MAGIC_LEN, "open %s",
+                       accmode == O_RDONLY ? "r" : accmode == O_WRONLY ? "w" : "rw");
+    if (connect(sock, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+        send(sock, hello, MAGIC_LEN + (size_t)len, MSG_NOSIGNAL) < 0 ||
+        await_reply(sock, reply, sizeof reply, "opened") < 0 || syscall(SYS_fstat, sock, &st) != 0) {
+        err = errno == ENOENT || errno == ECONNREFUSED ? EIO : errno; /* the rig is gone */
+        syscall(SYS_close, sock);
+        errno = err;
+        return -1;
+    }
+    if ((flags & O_NONBLOCK) && kind == KMSG)
+        fcntl(sock, F_SETFL, O_NONBLOCK);
+    pthread_mutex_lock(&lock);
+    int i = find(sock); /* a stale entry for this number: gone */
+    if (i >= 0)
+        tracked[i] = tracked[--ntracked];
+    if (ntracked < MAX_FDS) {
+        tracked[ntracked].fd = sock;
+        tracked[ntracked].kind = kind;
+        tracked[ntracked].accmode = accmode;
+        tracked[ntracked].dev = st.st_dev;
+        tracked[ntracked].ino = st.st_ino;
+        ntracked++;
+    } else {
+        pthread_mutex_unlock(&lock);
+        syscall(SYS_close, sock);
+        errno = EMFILE;
+        return -1;
+    }
+    pthread_mutex_unlock(&lock);
+    return sock;
+}
+
+static int is_mine(const char *buf, ssize_t n, const char *word)
+{
+    size_t wlen = strlen(word);
+    return n >= (ssize_t)(MAGIC_LEN + wlen) && memcmp(buf, MAGIC, MAGIC_LEN) == 0 &&
+           memcmp(buf + MAGIC_LEN, word, wlen) == 0;
+}
+
+/* devkmsg_read(): one record; the rig's own messages are answered here, never returned */
+static ssize_t kmsg_read(int fd, void *buf, size_t count)
+{
+    static unsigned int syncs;
+    int fl = fcntl(fd, F_GETFL), nonblock = fl >= 0 && (fl & O_NONBLOCK), waiting = 0;
+    unsigned int id = 0;
+    char head[64];
+
+    for (;;) {
+        ssize_t n = recv(fd, head, sizeof head - 1, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            if (nonblock && !waiting) { /* nothing here: ask whether the rig has more */
+                char sync[MAGIC_LEN + 24];
+                id = __atomic_add_fetch(&syncs, 1, __ATOMIC_RELAXED);
+                memcpy(sync, MAGIC, MAGIC_LEN);
+                int len = snprintf(sync + MAGIC_LEN, sizeof sync - MAGIC_LEN, "sync %u", id);
+                if (send(fd, sync, MAGIC_LEN + (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+                    errno = EAGAIN;
+                    return -1;
+                }
+                waiting = 1;
+            }
+            if (poll(&p, 1, -1) < 0)
+                return -1; /* EINTR: a signal handler runs, as in the kernel's interruptible wait */
+            continue;
+        }
+        if (n <= 0)
+            return n; /* the rig went away: end of file */
+        head[n < (ssize_t)sizeof head - 1 ? n : (ssize_t)sizeof head - 1] = '\0';
+        if (n >= MAGIC_LEN && memcmp(head, MAGIC, MAGIC_LEN) == 0) {
+            ssize_t got = recv(fd, head, sizeof head - 1, MSG_DONTWAIT); /* consumed */
+            if (got > 0)
+                head[got] = '\0';
+            if (is_mine(head, got, "epipe")) {
+                errno = EPIPE;
+                return -1;
+            }
+            if (is_mine(head, got, "none ") && waiting && strtoul(head + MAGIC_LEN + 5, NULL, 10) == id) {
+                errno = EAGAIN;
+                return -1;
+            }
+            continue; /* an answer to an earlier call */
+        }
+        if ((size_t)n > count) {
+            errno = EINVAL; /* the record stays for a read with room for it */
+            return -1;
+        }
+        return recv(fd, buf, count, MSG_DONTWAIT);
+    }
+}
+
+/* devkmsg_llseek() */
+static long long kmsg_seek(int fd, int accmode, long long offset, int whence)
+{
+    char msg[MAGIC_LEN + 16], reply[8192];
+    const char *where = whence == SEEK_SET ? "set" : whence == SEEK_END ? "end" : whence == SEEK_DATA ? "data" : NULL;
+
+    if (accmode == O_WRONLY) {
+        errno = EBADF;
+        return -1;
+    }
+    if (offset != 0) {
+        errno = ESPIPE;
+        return -1;
+    }
+    if (where == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    memcpy(msg, MAGIC, MAGIC_LEN);
+    int len = snprintf(msg + MAGIC_LEN, sizeof msg - MAGIC_LEN, "seek %s", where);
+    if (send(fd, msg, MAGIC_LEN + (size_t)len, MSG_NOSIGNAL) < 0 || await_reply(fd, reply, sizeof reply, "seeked") < 0) {
+        errno = EIO;
+        return -1;
+    }
+    return 0;
+}
+
+/* devkmsg_write(): the rig logs the line and answers */
+static ssize_t kmsg_write(int accmode, const void *buf, size_t count)
+{
+    char line[32 + 2 * RECORD_MAX], *p;
+
+    if (accmode == O_RDONLY) {
+        errno = EBADF;
+        return -1;
+    }
+    if (count > RECORD_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    p = line + snprintf(line, sizeof line, "kmsg-write ");
+    p = hex(p, buf, count);
+    strcpy(p, "\n");
+    int err = ask_rig(line);
+    if (err) {
+        errno = err;
+        return -1;
+    }
+    return (ssize_t)count;
+}
+
+/* ddebug_proc_write(): one write() is one batch of queries, applied by the rig */
+static ssize_t dyndbg_write(int fd, const void *buf, size_t count)
+{
+    char msg[MAGIC_LEN + 8 + QUERY_MAX], reply[64];
+    int err;
+
+    if (count == 0)
+        return 0;
+    if (count > QUERY_MAX) {
+        errno = E2BIG;
+        return -1;
+    }
+    memcpy(msg, MAGIC "write ", MAGIC_LEN + 6);
+    memcpy(msg + MAGIC_LEN + 6, buf, count);
+    if (send(fd, msg, MAGIC_LEN + 6 + count, MSG_NOSIGNAL) < 0)
+        return -1;
+    for (;;) {
+        ssize_t n = await_reply(fd, reply, sizeof reply, "");
+        if (n < 0)
+            return -1;
+        if (is_mine(reply, n, "ok"))
+            return (ssize_t)count;
+        if (is_mine(reply, n, "error ")) {
+            err = atoi(reply + MAGIC_LEN + 6);
+            errno = err > 0 ? err : EIO;
+            return -1;
+        }
+    }
+}
+
 /* ---- write, close, dup ----------------------------------------------------------------- */
 
 ssize_t write(int fd, const void *buf, size_t count)
 {
     static ssize_t (*next)(int, const void *, size_t);
     char op[sizeof tracked[0].op], driver[sizeof tracked[0].driver];
-    int i;
+    int i, accmode = 0;
+    enum kind kind = SYSFS_OP;
 
     if (next == NULL)
         next = (ssize_t(*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
     pthread_mutex_lock(&lock);
     i = find(fd);
     if (i >= 0) {
+        kind = tracked[i].kind;
+        accmode = tracked[i].accmode;
         memcpy(op, tracked[i].op, sizeof op);
         memcpy(driver, tracked[i].driver, sizeof driver);
     }
     pthread_mutex_unlock(&lock);
+    if (i >= 0 && kind != SYSFS_OP && !same_socket(fd, i))
+        i = -1;
     if (i < 0)
         return next(fd, buf, count);
+    if (kind == KMSG)
+        return kmsg_write(accmode, buf, count);
+    if (kind == DYNDBG)
+        return dyndbg_write(fd, buf, count);
     if (count == 0)
         return 0;
     int err = sysfs_write(op, driver, buf, count);
@@ -497,6 +830,93 @@ int dup3(int oldfd, int newfd, int flags)
     return fd;
 }
 
+int dup(int oldfd)
+{
+    static int (*next)(int);
+    if (next == NULL)
+        next = (int (*)(int))dlsym(RTLD_NEXT, "dup");
+    int fd = next(oldfd);
+    if (fd >= 0)
+        copy_tracking(oldfd, fd);
+    return fd;
+}
+
+/* fcntl(F_DUPFD, F_DUPFD_CLOEXEC) is a dup (CPython's os.dup() is one); every other command
+ * is passed on with its one argument, an int, a long or a pointer alike in the register */
+#define WRAP_FCNTL(name)                                                                 \
+    int name(int fd, int cmd, ...)                                                       \
+    {                                                                                    \
+        static int (*next)(int, int, ...);                                               \
+        va_list ap;                                                                      \
+        va_start(ap, cmd);                                                               \
+        void *arg = va_arg(ap, void *);                                                  \
+        va_end(ap);                                                                      \
+        if (next == NULL)                                                                \
+            next = (int (*)(int, int, ...))dlsym(RTLD_NEXT, #name);                      \
+        int ret = next(fd, cmd, arg);                                                    \
+        if (ret >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))                      \
+            copy_tracking(fd, ret);                                                      \
+        return ret;                                                                      \
+    }
+
+WRAP_FCNTL(fcntl)
+WRAP_FCNTL(fcntl64)
+
+/* ---- read, lseek ------------------------------------------------------------------------ */
+
+ssize_t read(int fd, void *buf, size_t count)
+{
+    static ssize_t (*next)(int, void *, size_t);
+    int i, accmode = 0;
+    enum kind kind = SYSFS_OP;
+
+    if (next == NULL)
+        next = (ssize_t(*)(int, void *, size_t))dlsym(RTLD_NEXT, "read");
+    if (__atomic_load_n(&ntracked, __ATOMIC_RELAXED) == 0) /* the common case: no lock taken */
+        return next(fd, buf, count);
+    pthread_mutex_lock(&lock);
+    i = find(fd);
+    if (i >= 0) {
+        kind = tracked[i].kind;
+        accmode = tracked[i].accmode;
+    }
+    pthread_mutex_unlock(&lock);
+    if (i < 0 || kind == SYSFS_OP || !same_socket(fd, i))
+        return next(fd, buf, count);
+    if (accmode == O_WRONLY) {
+        errno = EBADF;
+        return -1;
+    }
+    if (kind == DYNDBG)
+        return 0; /* reading the listing through an fd opened read-write: not emulated */
+    return kmsg_read(fd, buf, count);
+}
+
+#define WRAP_LSEEK(name, off_type)                                                       \
+    off_type name(int fd, off_type offset, int whence)                                   \
+    {                                                                                    \
+        static off_type (*next)(int, off_type, int);                                     \
+        int i, accmode = 0;                                                              \
+        enum kind kind = SYSFS_OP;                                                       \
+        if (next == NULL)                                                                \
+            next = (off_type(*)(int, off_type, int))dlsym(RTLD_NEXT, #name);             \
+        if (__atomic_load_n(&ntracked, __ATOMIC_RELAXED) == 0)                           \
+            return next(fd, offset, whence);                                             \
+        pthread_mutex_lock(&lock);                                                       \
+        i = find(fd);                                                                    \
+        if (i >= 0) {                                                                    \
+            kind = tracked[i].kind;                                                      \
+            accmode = tracked[i].accmode;                                                \
+        }                                                                                \
+        pthread_mutex_unlock(&lock);                                                     \
+        if (i < 0 || kind != KMSG || !same_socket(fd, i))                                \
+            return next(fd, offset, whence);                                             \
+        return (off_type)kmsg_seek(fd, accmode, (long long)offset, whence);              \
+    }
+
+WRAP_LSEEK(lseek, off_t)
+WRAP_LSEEK(lseek64, off64_t)
+
 /* ---- open ------------------------------------------------------------------------------ */
 
 /* the mode argument, present only when the flags create a file */
@@ -521,12 +941,19 @@ int dup3(int oldfd, int newfd, int flags)
         fd_;                                                                             \
     })
 
+/* the open that checks the testbed's file may be opened so (its permissions, its presence),
+ * without changing it: no O_TRUNC, no O_CREAT */
+#define CHECK_FLAGS(flags) (((flags) & O_ACCMODE) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+
 #define WRAP_OPEN(name)                                                                  \
     int name(const char *path, int flags, ...)                                          \
     {                                                                                    \
         static int (*next)(const char *, int, ...);                                      \
+        enum kind kind_;                                                                 \
         if (next == NULL)                                                                \
             next = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, #name);             \
+        if (rig_path(path, flags, &kind_))                                               \
+            return rig_open(kind_, next(path, CHECK_FLAGS(flags)), flags);               \
         return TRACKED(next(path, flags, MODE_ARG(flags)), flags, path);                 \
     }
 
@@ -534,8 +961,11 @@ int dup3(int oldfd, int newfd, int flags)
     int name(int dirfd, const char *path, int flags, ...)                               \
     {                                                                                    \
         static int (*next)(int, const char *, int, ...);                                 \
+        enum kind kind_;                                                                 \
         if (next == NULL)                                                                \
             next = (int (*)(int, const char *, int, ...))dlsym(RTLD_NEXT, #name);        \
+        if (rig_path(path, flags, &kind_)) /* absolute: dirfd plays no part */           \
+            return rig_open(kind_, next(dirfd, path, CHECK_FLAGS(flags)), flags);        \
         return TRACKED(next(dirfd, path, flags, MODE_ARG(flags)), flags, path);          \
     }
 
@@ -543,15 +973,44 @@ int dup3(int oldfd, int newfd, int flags)
     FILE *name(const char *path, const char *mode)                                       \
     {                                                                                    \
         static FILE *(*next)(const char *, const char *);                                \
+        static int (*next_open)(const char *, int, ...);                                 \
+        enum kind kind_;                                                                 \
+        int flags_ = fopen_flags(mode);                                                  \
         if (next == NULL)                                                                \
             next = (FILE * (*)(const char *, const char *)) dlsym(RTLD_NEXT, #name);     \
+        if (next_open == NULL)                                                           \
+            next_open = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, "open");       \
         if (is_refcnt(path))                                                             \
             ask_rig("reap\n");                                                           \
-        return next(path, mode);                                                         \
+        if (!rig_path(path, flags_, &kind_))                                             \
+            return next(path, mode);                                                     \
+        int fd_ = rig_open(kind_, next_open(path, CHECK_FLAGS(flags_)), flags_);         \
+        FILE *f_ = fd_ < 0 ? NULL : fdopen(fd_, mode);                                   \
+        if (fd_ >= 0 && f_ == NULL) {                                                    \
+            int saved_ = errno;                                                          \
+            forget(fd_);                                                                 \
+            syscall(SYS_close, fd_);                                                     \
+            errno = saved_;                                                              \
+        }                                                                                \
+        return f_;                                                                       \
+    }
+
+#define WRAP_OPEN_2(name)                                                                \
+    int name(const char *path, int flags)                                                \
+    {                                                                                    \
+        static int (*next)(const char *, int);                                           \
+        enum kind kind_;                                                                 \
+        if (next == NULL)                                                                \
+            next = (int (*)(const char *, int))dlsym(RTLD_NEXT, #name);                  \
+        if (rig_path(path, flags, &kind_))                                               \
+            return rig_open(kind_, next(path, CHECK_FLAGS(flags)), flags);               \
+        return TRACKED(next(path, flags), flags, path);                                  \
     }
 
 WRAP_OPEN(open)
 WRAP_OPEN(open64)
+WRAP_OPEN_2(__open_2)
+WRAP_OPEN_2(__open64_2)
 WRAP_OPENAT(openat)
 WRAP_OPENAT(openat64)
 WRAP_FOPEN(fopen)

@@ -37,7 +37,8 @@ from allocator.events import EMPTY, ERROR, TRACE, UEVENT
 from allocator.mc.topology import DeviceInfo, Topology
 
 from ..commands import COMMANDS, Step
-from ..live import infer, kmsg
+from ..live import infer, kmsg, openers
+from ..live.closes import CloseWatch
 from ..live.media import Ioctl, MediaRead, MediaReadError, kernel_ioctl, read
 from ..live.sysfs import MediaEntry, Parent, Sysfs, UsbDevice
 from ..model import (
@@ -46,6 +47,7 @@ from ..model import (
     InterfaceView,
     MediaDeviceView,
     ModuleView,
+    OpenFileView,
     SystemSnapshot,
     Unread,
     UsbDeviceView,
@@ -55,6 +57,8 @@ from . import Source
 EMPTY_TOPOLOGY = Topology(0, (), (), (), ())
 USB_DEVICE_NAME = re.compile(r"^\d+-\d+(\.\d+)*$")  # BUS-PORT[.PORT...]: a USB device, not an interface
 NO_INFO = DeviceInfo("", "", "", "", 0, 0, 0)
+#: after a close of a file that kept a reference: the first read again, and how many more
+SETTLE_FIRST, SETTLE_TRIES = 0.025, 6
 
 
 class Monitor(Protocol):
@@ -79,6 +83,9 @@ class LiveSource(Source):
         clock: Callable[[], float] = time.monotonic,
         debugfs: Path = Path("/sys/kernel/debug"),
         kmsg_path: str = "/dev/kmsg",
+        proc: Path = openers.PROC,
+        proc_calls: openers.Calls = openers.SYSCALLS,
+        close_watch: Callable[[], CloseWatch] | None = CloseWatch,
     ) -> None:
         super().__init__()
         self.sysfs = sysfs or Sysfs()
@@ -102,6 +109,20 @@ class LiveSource(Source):
         self._drivers: dict[str, str] = {}  # interface -> driver, as last read
         self._usb: dict[str, UsbDevice] = {}  # USB devices as last read, by real path
         self._reads: dict[str, MediaRead] = {}  # media devices as last read, by node
+        # who holds the nodes open (issue #12): /proc is scanned again only when something
+        # could have changed (a uevent, a watched close); see _open_files
+        self._proc, self._proc_calls = proc, proc_calls
+        self._openers = openers.Openers((), 0, 0)
+        self._scan_due = True
+        self._first_seen: dict[tuple[int, int, tuple[int, int]], float] = {}  # (pid, fd, devt) -> time
+        self._last_time = 0.0  # of the last event emitted
+        self._node_owners: dict[infer.Devt, infer.NodeOwner] = {}  # remembered while their drivers were bound
+        self._unbound_at: dict[str, float] = {}  # interface -> when its unbind uevent came
+        self._close_watch_factory = close_watch
+        self.closes: CloseWatch | None = None
+        self._settling = False  # a keeping file was closed: read again until the release is seen
+        self._kept: dict[str, tuple[str, OpenFileView]] = {}  # watched /proc/PID/fd/N -> (device key, file)
+        self._media_devt: dict[str, infer.Devt] = {}  # media device key -> its /dev/mediaN's number
 
     # -- events ------------------------------------------------------------------------
 
@@ -112,6 +133,7 @@ class LiveSource(Source):
     def emit(self, kind: str, device: str, text: str, fields: dict[str, str] | None = None, level: str = "") -> Event:
         self._seq += 1
         event = Event(self._seq, self._clock(), kind, level, device, text, fields or EMPTY)
+        self._last_time = event.time
         self.publish(event)
         return event
 
@@ -119,6 +141,11 @@ class LiveSource(Source):
         """Open the monitor (and in exact mode /dev/kmsg); a failure is a note, not a crash."""
         if self._want_exact and self.kmsg is None:
             self._start_exact()
+        if self._close_watch_factory is not None and self.closes is None:
+            try:
+                self.closes = self._close_watch_factory()
+            except OSError as exc:
+                self.notes.append(f"closes of files keeping a reference not watched ({exc.strerror})")
         if self._monitor_factory is None or self.monitor is not None:
             return
         try:
@@ -162,6 +189,9 @@ class LiveSource(Source):
         if self.kmsg is not None:
             self.kmsg.close()
             self.kmsg = None
+        if self.closes is not None:
+            self.closes.close()
+            self.closes = None
         self._restore_debug()
 
     def _stop_monitor(self) -> None:
@@ -170,18 +200,30 @@ class LiveSource(Source):
             self.monitor = None
 
     def filenos(self) -> list[int]:
-        """What to watch for readability: the uevent monitor, and /dev/kmsg in exact mode."""
+        """What to watch for readability: the uevent monitor, /dev/kmsg in exact mode, and the
+        inotify watch on files that keep a reference (``mdtui.live.closes``)."""
         fds = [self.monitor.fileno()] if self.monitor is not None else []
+        fds += [self.closes.fileno()] if self.closes is not None else []
         return fds + ([self.kmsg.fileno()] if self.kmsg is not None else [])
 
     def handle_readable(self) -> None:
-        """Drain what is queued: kernel log lines, then uevents (marking what they touched)."""
+        """Drain what is queued: closes of keeping files, uevents (marking what they
+        touched), then kernel log lines.  Uevents first: an unbind's uevent follows the log
+        lines of the driver's remove, so a log line still queued behind it is later than it
+        (an unplug's unbind, then the replug's allocation)."""
+        if self.closes is not None:
+            closed = self.closes.drain()
+            if closed:
+                self._kept_file_closed(closed)
+        self._read_uevents()
         if self.kmsg is not None:
             for message in self.kmsg.messages():
                 dev = self.tracker.apply(message)
                 if dev is not None:
                     self._mark(dev)
                     self.emit(TRACE, f"usb {dev}", message.split(": ", 1)[-1], level="debug")
+
+    def _read_uevents(self) -> None:
         if self.monitor is None:
             return
         try:
@@ -202,14 +244,32 @@ class LiveSource(Source):
             with self.lock:
                 if self._dirty is not None:
                     self._dirty.add(_usb_device_path(self.sysfs.sys, devpath))
-            if env.get("ACTION") == "unbind" and env.get("DEVTYPE") == "usb_interface":
+            if env.get("DEVTYPE") == "usb_interface" and env.get("ACTION") == "unbind":
                 self._owner_unbound(devpath.rsplit("/", 1)[-1])
-            self.emit(
+            event = self.emit(
                 UEVENT,
                 env.get("DEVNAME", "").rsplit("/", 1)[-1] or devpath.rsplit("/", 1)[-1],
                 f"{env.get('ACTION', '?')} {devpath}",
                 env,
             )
+            if env.get("DEVTYPE") == "usb_interface" and env.get("ACTION") in ("bind", "unbind"):
+                with self.lock:  # when a driver let go of its interface, as the event log shows it
+                    if env["ACTION"] == "unbind":
+                        self._unbound_at[devpath.rsplit("/", 1)[-1]] = event.time
+                    else:
+                        self._unbound_at.pop(devpath.rsplit("/", 1)[-1], None)
+
+    def _kept_file_closed(self, paths: set[str]) -> None:
+        """A file that kept a reference was closed (or its process exited): read the devices
+        it kept again, and /proc (the kernel said nothing else)."""
+        with self.lock:
+            keys = {self._kept[p][0] for p in paths if p in self._kept}
+            self._reread_media |= keys
+            self._scan_due = self._settling = True
+        files = [self._kept[p][1] for p in sorted(paths) if p in self._kept]
+        closed = ", ".join(f"{f.node} (pid {f.pid} {f.comm})" for f in files) or "a file keeping a reference"
+        names = ", ".join(sorted(keys)) or "the media devices"
+        self.emit(TRACE, "mdtui", f"close of {closed}: reading {names} again", {"CLOSED": closed}, level="debug")
 
     def _mark(self, usb_name: str) -> None:
         with self.lock:
@@ -280,9 +340,32 @@ class LiveSource(Source):
             self._reread_media.add(key)
 
     def snapshot(self) -> SystemSnapshot:
+        """The machine now.  After a close of a file that kept a reference, the devices it
+        kept are read again until the release shows (the kernel notifies the close before the
+        driver's release runs): at most SETTLE_TRIES more reads, each later than the last."""
+        snap = self._snapshot()
+        delay = SETTLE_FIRST
+        for _ in range(SETTLE_TRIES):
+            pending = {
+                d.key for d in snap.media_devices if any(h.state == "deferred" and not h.kept_by for h in d.holders)
+            }
+            if not (self._settling and pending):
+                break
+            time.sleep(delay)
+            delay *= 2
+            with self.lock:
+                self._reread_media |= pending
+                self._scan_due = True
+            snap = self._snapshot()
+        self._settling = False
+        return snap
+
+    def _snapshot(self) -> SystemSnapshot:
         with self.lock:
             dirty, self._dirty = self._dirty, set()
             reread, self._reread_media = self._reread_media, set()
+            if dirty is None or dirty:
+                self._scan_due = True  # a uevent: any file may have come or gone with it
         reuse = {} if dirty is None else {p: u for p, u in self._usb.items() if p not in dirty}
         usb_devices = self.sysfs.usb_devices(reuse)
         by_path = {str(u.path): u for u in usb_devices}
@@ -323,7 +406,7 @@ class LiveSource(Source):
             )
             for u in usb_devices
         )
-        views = _unique_keys(views)
+        views = self._open_files(_unique_keys(views))
         views.sort(key=lambda v: v.key)
         notes = (f"live system, {self.mode} allocator state", *self.notes)
         return SystemSnapshot(
@@ -368,6 +451,9 @@ class LiveSource(Source):
             refcount, owner, inferred = tracked.refcount, tracked.owner, infer.INFERRED - {"refcount", "owner"}
             anomalies = (*anomalies, *tracked.anomalies)
         sharers = None if unread is not None else sum(1 for h in holders if h.module != owner) if owner else 0
+        if usb is not None and unread is None:
+            self._node_owners.update(infer.node_owners(usb, devnames, holders))
+        media_devt = _devt(self.sysfs.read(media_path / "dev"))
         view = MediaDeviceView(
             key=parent.name if parent.is_device else name,
             usb_device=usb.name if usb is not None else (usb_path.name if usb_path is not None else None),
@@ -388,7 +474,74 @@ class LiveSource(Source):
             bound=self._bound(parent, usb),
             media=name,
         )
+        if media_devt is not None:
+            self._media_devt[view.key] = media_devt
         return view, str(usb_path) if usb_path is not None else str(parent.path)
+
+    # -- who holds the nodes open ------------------------------------------------------
+
+    def _open_files(self, views: list[MediaDeviceView]) -> list[MediaDeviceView]:
+        """Each device with the files open on its nodes, and the references those keep after
+        unbind (``infer.deferred``); /proc is scanned only when something could have
+        changed (``_scan_due``), and the keeping files are watched for their close."""
+        wanted = {v.key: self._numbers(v) for v in views if v.unread is None}
+        if self._scan_due:
+            self._scan_due = False
+            every = set().union(*wanted.values()) if wanted else set()
+            self._openers = openers.scan(every, self._proc, calls=self._proc_calls)
+            # first seen: at the event that made mdtui look (the clock is read on the event
+            # side only, so a scan in the reader thread never moves it), or now at the start
+            now, seen = (self._last_time if self._seq else self._clock()), self._first_seen
+            self._first_seen = {
+                (f.pid, f.fd, f.device): seen.get((f.pid, f.fd, f.device), now) for f in self._openers.files
+            }
+        found = self._openers
+        by_devt: dict[infer.Devt, list[OpenFileView]] = {}
+        for f in found.files:
+            since = self._first_seen.get((f.pid, f.fd, f.device))
+            by_devt.setdefault(f.device, []).append(OpenFileView(f.pid, f.comm, f.user, f.fd, f.node, f.mode, since))
+        out, kept = [], {}
+        for v in views:
+            numbers = wanted.get(v.key)
+            if numbers is None:
+                out.append(v)
+                continue
+            mine = {devt: files for devt, files in by_devt.items() if devt in numbers}
+            bound = {b.driver for b in v.bound or ()}
+            fallback = (
+                (v.owner, self.sysfs.driver_module(v.owner), "?")
+                if v.owner and v.owner not in bound
+                else ("?", None, "?")
+            )
+            late = infer.deferred(v.topology, v.devnames, self._node_owners, fallback, mine, self._unbound_at)
+            holders = tuple(sorted((*v.holders, *late), key=lambda h: h.interface))  # as infer.holders orders them
+            refcount = len(holders) if v.shared and "refcount" in v.inferred else v.refcount
+            tracked = self.tracker.devices.get(v.usb_device) if v.usb_device and "refcount" not in v.inferred else None
+            if tracked is not None:  # exact mode: the owner's unlogged delete, see kmsg.Tracked
+                refcount = tracked.refcount_now(any(h.module == tracked.owner for h in late))
+            kept |= {f"{self._proc}/{f.pid}/fd/{f.fd}": (v.key, f) for h in late for f in h.kept_by}
+            out.append(
+                dataclasses.replace(
+                    v,
+                    holders=holders,
+                    refcount=refcount,
+                    owner_refs_from_sharers=sum(1 for h in holders if h.module != v.owner) if v.owner else 0,
+                    open_files=tuple(
+                        sorted((f for files in mine.values() for f in files), key=lambda f: (f.pid, f.fd))
+                    ),
+                    hidden_openers=found.hidden,
+                )
+            )
+        self._kept = kept
+        if self.closes is not None:
+            self.closes.watch(kept)
+        return out
+
+    def _numbers(self, view: MediaDeviceView) -> set[infer.Devt]:
+        """The device numbers of a media device's nodes: its /dev/mediaN and its interfaces'."""
+        numbers = {(i.major, i.minor) for i in view.topology.interfaces if i.major}
+        media = self._media_devt.get(view.key)
+        return numbers | {media} if media is not None else numbers
 
     def _devnode(self, media_path: Path) -> tuple[str | None, Unread | None]:
         """The /dev path from the uevent's DEVNAME, or why there is none to open."""
@@ -424,6 +577,12 @@ class LiveSource(Source):
         if parent.driver and parent.bus:
             return (BoundDriver(parent.driver, self.sysfs.driver_module(parent.driver, parent.bus), parent.name),)
         return ()
+
+
+def _devt(text: str | None) -> infer.Devt | None:
+    """``238:0`` (a sysfs ``dev`` attribute) as numbers; None when unreadable."""
+    major, sep, minor = (text or "").strip().partition(":")
+    return (int(major), int(minor)) if sep and major.isdigit() and minor.isdigit() else None
 
 
 def _usb_path(parent: Parent) -> Path | None:

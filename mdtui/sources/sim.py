@@ -15,10 +15,18 @@ from typing import Any
 from allocator import Event, Kernel
 from allocator.check import label
 from allocator.device import dev_str
-from allocator.view import MediaDeviceState
+from allocator.view import MediaDeviceState, OpenFile
 
 from ..commands import COMMANDS, Step
-from ..model import HolderView, InterfaceView, MediaDeviceView, ModuleView, SystemSnapshot, UsbDeviceView
+from ..model import (
+    HolderView,
+    InterfaceView,
+    MediaDeviceView,
+    ModuleView,
+    OpenFileView,
+    SystemSnapshot,
+    UsbDeviceView,
+)
 from . import Refusal, Source, perform_all
 
 DEFAULT_WORLD = (
@@ -74,9 +82,13 @@ class SimSource(Source):
         k = self.kernel
         seq = k.events.last_seq
         violations = k.check()
+        opened = k.view.open_files()
+        files = {f.fd: f for f in opened}
         holders: dict[int, list[HolderView]] = {}
         for mdev, h in k.view.holders():
-            holders.setdefault(id(mdev), []).append(HolderView(h.driver, h.module, h.interface, h.state, h.reason))
+            kept = tuple(_file_view(f) for f in map(files.get, h.kept_by) if f)
+            view = HolderView(h.driver, h.module, h.interface, h.state, h.reason, h.unbound_at, kept)
+            holders.setdefault(id(mdev), []).append(view)
         nodes = k.view.device_nodes()
         devt_names = {d.devt: path for path, d in nodes.items() if d.devt is not None}
         claimed: set[str] = set()
@@ -84,7 +96,7 @@ class SimSource(Source):
         live_ids = set()
         for state in k.view.media_devices():
             live_ids.add(id(state.mdev))
-            views.append(self._device(state, holders.get(id(state.mdev), []), devt_names, violations, claimed))
+            views.append(self._device(state, holders.get(id(state.mdev), []), devt_names, violations, claimed, opened))
         for stale in set(self._graphs) - live_ids:
             del self._graphs[stale]
         device_names = {v.devnode for v in views} | {f"media device of {v.usb_device}" for v in views}
@@ -106,7 +118,6 @@ class SimSource(Source):
             )
             for u in k.view.usb_devices()
         )
-        files = tuple((f.fd, f.path) for f in k.view.open_files())
         note = f"simulated kernel {k.release} (allocator: {k.variant})"
         views.sort(key=lambda v: v.key)
         return SystemSnapshot(
@@ -115,7 +126,7 @@ class SimSource(Source):
             media_devices=tuple(views),
             modules=modules,
             usb_devices=usb,
-            open_files=files,
+            open_files=tuple(_file_view(f) for f in opened),
             usb_drivers=tuple(sorted(k.view.usb_drivers())),
             anomalies=others,
             notes=(note,),
@@ -128,6 +139,7 @@ class SimSource(Source):
         devt_names: dict[tuple[int, int], str],
         violations: list[Any],
         claimed: set[str],
+        opened: list[OpenFile],
     ) -> MediaDeviceView:
         mdev = state.mdev
         cached = self._graphs.get(id(mdev))
@@ -148,6 +160,13 @@ class SimSource(Source):
         owner = state.owner
         sharers = sum(1 for h in held if h.module != owner) if owner else 0
         mine = {label(mdev), dev_str(udev)} if udev is not None else {label(mdev)}  # how violations name it
+        nodes = {(i.major, i.minor) for i in topology.interfaces}
+        if mdev.devnode is not None and mdev.devnode.device is not None:
+            nodes.add(mdev.devnode.device.devt)
+        keeping = {(k.pid, k.node) for h in held for k in h.kept_by}
+        files = tuple(
+            _file_view(f) for f in opened if f.devt in nodes or f.media_dev is mdev or (f.task.pid, f.path) in keeping
+        )
         anomalies = tuple(v.message for v in violations if v.device in mine)
         return MediaDeviceView(
             key=key,
@@ -163,7 +182,13 @@ class SimSource(Source):
             entity_legacy=legacy,
             devnames={d: devt_names[d] for d in wanted if d in devt_names},
             anomalies=anomalies,
+            open_files=tuple(sorted(files, key=lambda f: (f.pid, f.fd))),
+            hidden_openers=0,  # the simulated kernel hides no process
         )
+
+
+def _file_view(f: OpenFile) -> OpenFileView:
+    return OpenFileView(f.task.pid, f.task.comm, f.task.user, f.fd, f.path, f.mode, f.opened_at)
 
 
 def fake_clock() -> Callable[[], float]:

@@ -13,7 +13,7 @@ from rich.text import Text
 from allocator.mc.topology import Topology
 
 from ..model import ANCILLARY, MediaDeviceView, SystemSnapshot, links_of_kind
-from ..render.text import bound_text
+from ..render.text import bound_text, kept_chain, open_file_lines
 from .lines import Lines, Pieces
 
 #: a labelled row of the detail (the value may span lines), or a line of its own (no label)
@@ -30,6 +30,9 @@ def detail_rows(dev: MediaDeviceView | None, snap: SystemSnapshot) -> list[Row]:
     rows: list[Row] = [(None, Text(f"{dev.devnode or dev.name}  {dev.info.model}", style="bold underline"))]
     labelled: list[tuple[str, Text | str]] = [_key_row(dev, snap), *_allocator_rows(dev, snap)]
     labelled.append(("holders", _holders(dev)))
+    files = open_file_lines(dev)
+    if files:
+        labelled.append(("open files", Text("\n".join(files), style="dim" if files == ["none"] else "")))
     if dev.bound is not None and (dev.unread is not None or dev.usb_device is None):
         bound = Text("\n".join(bound_text(b, snap) for b in dev.bound)) if dev.bound else Text("none", style="dim")
         labelled.append(("bound drivers", bound))
@@ -116,6 +119,8 @@ def _holders(dev: MediaDeviceView) -> Text | str:
         holders.append(("\n" if n else "") + f"{h.driver:<{width}}", style="bold")
         holders.append(f"  {h.interface}  ")
         holders.append(h.reason, style="yellow" if h.state == "deferred" else "")
+        for chain in kept_chain(h, dev):
+            holders.append("\n  " + chain, style="yellow")
     return holders
 
 

@@ -20,13 +20,12 @@ from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from ..render.text import VISIBLE
+
 #: a row of plain pieces: ``((text, style), ...)``, hashable and cheap to compare
 Pieces = tuple[tuple[str, str], ...]
 
 
-#: control characters shown in caret notation (as ``cat -v``): an escape sequence in a USB
-#: string or a script line must not reach the terminal
-VISIBLE = {c: f"^{chr(c + 64)}" for c in range(32)} | {127: "^?"}
 
 
 def pieces_width(row: Pieces) -> int:

@@ -72,13 +72,27 @@ def test_dump_json_follows_the_schema_default_world() -> None:
 
 def test_dump_json_mid_lifecycle(tmp_path: Path) -> None:
     p = tmp_path / "s.txt"
-    p.write_text("modprobe au0828\nmodprobe snd_usb_audio\nplug hvr950q\nopen /dev/video0\nunbind au0828 1-1:1.0\n")
+    p.write_text(
+        "modprobe au0828\nmodprobe snd_usb_audio\nplug hvr950q\nopen /dev/video0 tvheadend\nopen /dev/media0\n"
+        "unbind au0828 1-1:1.0\n"
+    )
     _rc, out = run("dump", "--script", str(p), "--format", "json")
     doc = json.loads(out)
     jsonschema.validate(doc, SCHEMA)
     [dev] = doc["media_devices"]
     assert dev["refcount"] == 2
     assert {h["driver"]: h["state"] for h in dev["holders"]} == {"au0828": "deferred", "snd-usb-audio": "bound"}
+    deferred = next(h for h in dev["holders"] if h["state"] == "deferred")
+    video = {"pid": 1000, "comm": "tvheadend", "user": "user", "fd": 3, "node": "/dev/video0 (deleted)", "mode": "rw"}
+    media = {"pid": 1001, "comm": "sh", "user": "user", "fd": 4, "node": "/dev/media0", "mode": "rw"}
+    assert [{k: f[k] for k in video} for f in deferred["kept_by"]] == [video]
+    assert [{k: f[k] for k in video} for f in dev["open_files"]] == [video, media]
+    assert dev["hidden_openers"] == 0 and deferred["unbound_at"] > deferred["kept_by"][0]["since"]
+    bound = next(h for h in dev["holders"] if h["state"] == "bound")
+    assert "kept_by" not in bound
+    with pytest.raises(jsonschema.ValidationError):  # the schema holds open files to their shape
+        dev["open_files"][0]["mode"] = "rwx"
+        jsonschema.validate(doc, SCHEMA)
 
 
 def test_dump_dot_parses_with_graphvizs_grammar() -> None:

@@ -454,7 +454,9 @@ def test_the_reader_never_raises_and_never_drops_a_device(m: Machine) -> None:
     with tempfile.TemporaryDirectory(dir=TMP) as tmp:
         tree, seam, fs = build(Path(tmp), m)
         events = PipeMonitor()
-        live = LiveSource(Sysfs(tree.sys, tree.dev, fs), seam, monitor_factory=lambda: events)
+        proc = Path(tmp) / "proc"  # no process: every device number the graph claims is still looked for
+        proc.mkdir()
+        live = LiveSource(Sysfs(tree.sys, tree.dev, fs), seam, monitor_factory=lambda: events, proc=proc)
         live.start()
         snap = check(live, fs, tree)
         render_all(snap)

@@ -62,10 +62,10 @@ def _deny_open(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
     real_open = os.open
     node = str(rig.root / "dev" / "media0")
 
-    def open_(path: object, flags: int, *args: object) -> int:
+    def open_(path: object, flags: int, *args: object, **kwargs: object) -> int:
         if str(path) == node:
             raise PermissionError(errno.EACCES, "Permission denied", node)
-        return real_open(path, flags, *args)  # type: ignore[arg-type]
+        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(os, "open", open_)
 
@@ -170,7 +170,7 @@ def dyndbg(monkeypatch: pytest.MonkeyPatch) -> Callable[..., FakeDynamicDebug]:
 
 def test_read_only_exact_mode_writes_nothing(rig: Rig, dyndbg: Callable[..., FakeDynamicDebug]) -> None:
     fake = dyndbg()
-    live = LiveSource(rig.live.sysfs, rig.ioctl, read_only=True, exact=True)
+    live = LiveSource(rig.live.sysfs, rig.ioctl, **rig.proc_args, read_only=True, exact=True)
     live.start()
     assert fake.opened_for_writing == 0 and fake.printing == set()
     assert live.mode == "inferred"
@@ -185,7 +185,7 @@ def test_read_only_exact_mode_works_when_the_lines_already_print(
     dyndbg: Callable[..., FakeDynamicDebug],
 ) -> None:
     fake = dyndbg(printing=tuple(ALL_SITES))
-    live = LiveSource(rig.live.sysfs, rig.ioctl, read_only=True, exact=True)
+    live = LiveSource(rig.live.sysfs, rig.ioctl, **rig.proc_args, read_only=True, exact=True)
     live.start()
     assert live.mode == "exact" and fake.opened_for_writing == 0
     assert "already on" in " ".join(live.snapshot().notes)
@@ -199,7 +199,7 @@ def test_exact_mode_puts_the_debug_lines_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fake = dyndbg(printing=(96,))  # one site printed before mdtui started: it stays on
-    live = LiveSource(rig.live.sysfs, rig.ioctl, exact=True)
+    live = LiveSource(rig.live.sysfs, rig.ioctl, **rig.proc_args, exact=True)
     live.start()
     assert live.mode == "exact" and fake.printing == ALL_SITES
     live.stop()
@@ -209,7 +209,7 @@ def test_exact_mode_puts_the_debug_lines_back(
     at_exit: list[Callable[[], None]] = []
     monkeypatch.setattr("atexit.register", lambda f, *a: at_exit.append(f) or f)
     monkeypatch.setattr("atexit.unregister", lambda f: None)
-    live = LiveSource(rig.live.sysfs, rig.ioctl, exact=True)
+    live = LiveSource(rig.live.sysfs, rig.ioctl, **rig.proc_args, exact=True)
     live.start()
     assert fake.printing == ALL_SITES and at_exit
     for hook in at_exit:
@@ -222,7 +222,7 @@ def test_watch_says_why_exact_mode_is_off(rig: Rig, dyndbg: Callable[..., FakeDy
     from mdtui.watch import Printer, Watch
 
     dyndbg(writable=False)  # not root
-    live = LiveSource(rig.live.sysfs, rig.ioctl, exact=True, monitor_factory=PipeMonitor)
+    live = LiveSource(rig.live.sysfs, rig.ioctl, **rig.proc_args, exact=True, monitor_factory=PipeMonitor)
     out = io.StringIO()
     w = Watch(live, Printer(out, False, False))  # type: ignore[call-arg]
     follower = threading.Thread(target=w.follow, daemon=True)

@@ -279,3 +279,8 @@ def test_random_trees_with_garbage_never_raise(procs, fault_list, max_fds) -> No
         assert list(got.files) == sorted(got.files, key=lambda f: (f.pid, f.fd))
         assert all(f.device == VIDEO0 and f.node == node for f in got.files)
         assert all(f.mode in {"r", "w", "rw", "ioctl", "?"} for f in got.files)
+
+
+def test_numbers_no_device_can_have_are_never_asked_for() -> None:
+    """A G_TOPOLOGY interface may claim any 32-bit major:minor (the fuzzer found 2**32-1)."""
+    assert scan([(2**32 - 1, 0), (-1, 3), (4096, 0), (0, 1 << 20)]) == Openers((), 0, 0)

@@ -4,13 +4,16 @@ refcount falls to 1 on screen from the uevent the rig sends, not from a local gu
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from textual.pilot import Pilot
 
 from mdtui.app import MdtuiApp
 from mdtui.live.monitor import UdevMonitor
+from mdtui.live.openers import SYSCALLS
 from mdtui.model import SystemSnapshot
 from mdtui.scenarios import fake_clock, on_update, settle
 from mdtui.screens.choice import ChoiceScreen, ConfirmScreen
@@ -46,8 +49,22 @@ class Recorder:
         self.applied.append((dev.refcount if dev else None, self.wakeups))
 
 
+def _inspectable(fd: int) -> Iterator[str]:
+    """The processes this user may inspect: the screen is the same on any host (this one's
+    pid 1 hides its files even from root, and the scan would count it "1 hidden")."""
+    for name in SYSCALLS.names(fd):
+        try:
+            os.readlink(f"/proc/{name}/exe")  # the same ptrace check as its fd links
+        except PermissionError:
+            continue
+        except OSError:
+            pass  # a kernel thread has no exe, a process may just have exited
+        yield name
+
+
 def make_app() -> tuple[MdtuiApp, Recorder]:
-    app = MdtuiApp(LiveSource(monitor_factory=UdevMonitor, clock=fake_clock()))
+    proc_calls = dataclasses.replace(SYSCALLS, names=_inspectable)
+    app = MdtuiApp(LiveSource(monitor_factory=UdevMonitor, clock=fake_clock(), proc_calls=proc_calls))
     return app, Recorder(app)
 
 
