@@ -10,7 +10,8 @@
 * G_TOPOLOGY consistency, the rules v4l2-compliance applies: ids unique with the right type
   byte, pads exactly one of SINK/SOURCE and on a known entity, data links SOURCE -> SINK with
   both halves present, interface links interface -> entity, IMMUTABLE implies ENABLED;
-* every WARN the kernel printed (refcount_t, module_put) since boot.
+* every WARN the kernel printed (refcount_t, module_put, lockdep's) since boot, and every
+  oops (a design's media node opened after its owner module was freed: ``oops``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Violation(NamedTuple):
 
 def check(k: Kernel) -> list[Violation]:
     out: list[Violation] = [Violation("warn", a.device, a.text) for a in k.anomalies]
+    out += [Violation("oops", r.device, f"{r.text}: {r.cause}") for r in k.allocator.reports if r.kind == "oops"]
     holders = k.view.holders()
     instances = k.allocator.instances()
     for inst in instances:

@@ -25,6 +25,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
 
 from allocator import KernelError
+from allocator.mc_dev_allocator import VARIANTS
 
 from . import crash, terminal, textual_fixes, tuning
 from .commands import COMMANDS as REGISTRY  # not App.COMMANDS, the palette's providers
@@ -85,9 +86,17 @@ class MdtuiApp(App[None]):
         for c in REGISTRY.values()
     ]
 
-    def __init__(self, source: Source, *, export_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        source: Source,
+        *,
+        export_dir: Path | None = None,
+        redesign: Callable[[str], Source] | None = None,
+    ) -> None:
         super().__init__()
         self.source = source
+        #: the same machine (the same script) on another allocator design; None: not simulated
+        self.redesign = redesign
         self.export_dir = export_dir or Path.cwd()
         self.snapshot: SystemSnapshot = source.snapshot()
         self.selected_key: str | None = None
@@ -299,7 +308,7 @@ class MdtuiApp(App[None]):
         try:
             [step] = parse(line, "palette")
         except (ScriptError, ValueError) as exc:
-            self.notify(str(exc), title="Not a lifecycle step", severity="error")
+            self.notify(str(exc), title="Not a lifecycle step", severity="error", markup=False)
             return
         self.perform(step)
 
@@ -321,12 +330,43 @@ class MdtuiApp(App[None]):
             self.source.perform(step)
         except KernelError as exc:
             self.call_from_thread(
-                self.notify, str(exc.strerror), title=f"{step}: {exc.errno_name}", severity="error", timeout=10
+                self.notify,
+                str(exc.strerror),
+                title=f"{step}: {exc.errno_name}",
+                severity="error",
+                timeout=10,
+                markup=False,  # the step names devices and processes: never markup
             )
         # some changes send no event (an open pins modules silently): read the state again,
         # with the step as the cause when no event names one
         if self.pipeline is not None:
             self.pipeline.refresh(str(step))
+
+    @property
+    def designs(self) -> list[str]:
+        """The allocator designs the machine can be rebuilt on (the palette offers them)."""
+        if self.redesign is None:
+            return []
+        return [v for v in VARIANTS if v != self.source.variant]
+
+    def action_design(self, variant: str) -> None:
+        """Run this machine's script again on another allocator design, from an empty
+        machine (the default world without a script): the events, the state and the
+        anomalies on screen are that design's."""
+        if self.redesign is None or variant not in VARIANTS:
+            self.notify(f"no allocator design {variant!r} here (simulated machines only)", severity="error")
+            return
+        if self.pipeline is not None:
+            self.pipeline.close()
+        self.source.stop()
+        self.source = self.redesign(variant)
+        self.snapshot = self.source.snapshot()
+        self.query_one(EventLog).restart(self.source.history())
+        loop = asyncio.get_running_loop()
+        self.pipeline = Pipeline(self.source, loop.call_soon_threadsafe, self._post_updated, last=self.snapshot)
+        self.source.start()
+        self._apply(self.snapshot)
+        self.notify(f"allocator design {variant}: the machine was built again")
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
@@ -378,9 +418,9 @@ class MdtuiApp(App[None]):
         try:
             path.write_text(dot.print_dot(dev, interfaces=True))
         except OSError as exc:
-            self.notify(f"{path}: {exc.strerror}", title="DOT export failed", severity="error")
+            self.notify(f"{path}: {exc.strerror}", title="DOT export failed", severity="error", markup=False)
             return
-        self.notify(f"Wrote {path}", title="DOT exported")
+        self.notify(f"Wrote {path}", title="DOT exported", markup=False)
 
     def action_screenshot(self) -> None:
         try:

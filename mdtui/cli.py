@@ -55,6 +55,12 @@ needs Debian's umockdev, gir1.2-umockdev-1.0, python3-gi and a C compiler.
 """
 
 
+VARIANT_HELP = (
+    "the simulated allocator's design: the 2016 patch (v3, v4), the 2019 one (v10), mainline (the default), "
+    "or fixed (mainline with its release race closed)"
+)
+
+
 class UsageError(Exception):
     pass
 
@@ -79,7 +85,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="where to read state from (bundle:FILE: a bundle made by 'dump --bundle', read-only)",
     )
     p.add_argument("--script", metavar="FILE", help="run a lifecycle script on the simulated kernel first")
-    p.add_argument("--variant", choices=VARIANTS, default="mainline", help="simulated allocator: mainline or fixed")
+    p.add_argument("--variant", choices=VARIANTS, default="mainline", help=VARIANT_HELP)
     p.add_argument("--read-only", action="store_true", help="live: never write to sysfs (no bind/unbind)")
     p.add_argument(
         "--exact", action="store_true", help="live: follow the allocator's debug lines on /dev/kmsg (root, debugfs)"
@@ -95,7 +101,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"mdtui {__version__}")
     _common(p)
-    sub = p.add_subparsers(dest="command", metavar="{watch,dump,rig}")
+    sub = p.add_subparsers(dest="command", metavar="{watch,dump,soak,compare,rig}")
     w = sub.add_parser(
         "watch",
         help="print one line per event until Ctrl-C",
@@ -128,6 +134,20 @@ def parser() -> argparse.ArgumentParser:
         help="only this media device: its node (media0, /dev/media0), bus_info (usb-0000:00:14.0-1), "
         "driver or a piece of its model; exit 2 when that names several",
     )
+    from . import compare, soak
+
+    for tool, name, summary in (
+        (soak, "soak", "run the kernel's allocator tests against one device, with a pass/fail verdict"),
+        (compare, "compare", "run one lifecycle script on each allocator design, step by step, side by side"),
+    ):
+        tool.add_arguments(
+            sub.add_parser(
+                name,
+                help=summary,
+                description=tool.DESCRIPTION,
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
+        )
     r = sub.add_parser(
         "rig",
         help="run COMMAND on a virtual machine: the simulated kernel behind umockdev's /sys, /dev and ioctls",
@@ -137,7 +157,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--script", metavar="FILE", help="build the machine with this lifecycle script (default world without)"
     )
-    r.add_argument("--variant", choices=VARIANTS, default="mainline", help="simulated allocator: mainline or fixed")
+    r.add_argument("--variant", choices=VARIANTS, default="mainline", help=VARIANT_HELP)
     r.add_argument("rig_command", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="default: the TUI, live source")
     return p
 
@@ -198,6 +218,10 @@ def main(
     if out is None and args.command in ("dump", "watch"):  # started with stdout closed (>&-)
         print(f"mdtui {args.command}: no standard output to write to (EBADF)", file=sys.stderr)
         return 1
+    if args.command in ("soak", "compare"):
+        from . import compare, soak
+
+        return (soak if args.command == "soak" else compare).run(args, out)
     if args.command == "rig":
         from .rig import launch
 
@@ -230,7 +254,12 @@ def main(
 
     perform_all(source, steps)  # refusals are error events: the event log shows them
     tuning.tune(source)
-    app = MdtuiApp(source)
+
+    def redesign(variant: str) -> Source:
+        """The same machine on another allocator design: the script (or the default world) again."""
+        return build(steps if args.script else None, variant=variant, clock=clock)[0]
+
+    app = MdtuiApp(source, redesign=redesign if source.simulated else None)
     app.run()
     if app.return_code == 1 and app.crash_report is not None:
         print(f"mdtui: crashed; the traceback is above and in {app.crash_report}", file=sys.stderr)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.markup import escape  # names come from sysfs, scripts and bundles: never markup
 
 from .commands import COMMANDS, Step, available
 from .model import MediaDeviceView, SystemSnapshot
@@ -23,6 +24,9 @@ class Inspector(Protocol):
 
     @property
     def simulated(self) -> bool: ...
+
+    @property
+    def designs(self) -> list[str]: ...
 
 
 class ActionCommands(Provider):
@@ -51,6 +55,10 @@ class ActionCommands(Provider):
             for c in available(inspector.snapshot, inspector.selected_device, inspector.simulated)
         ]
         out += [
+            (f"Allocator design {v}: build this machine again on it", run(f"design({v!r})"), "simulated kernel")
+            for v in inspector.designs
+        ]
+        out += [
             (c.help[0].upper() + c.help[1:], run(c.binding_action), c.key_display or c.key)
             for c in COMMANDS.values()
             if not c.lifecycle and c.name != "quit"
@@ -59,11 +67,11 @@ class ActionCommands(Provider):
 
     async def discover(self) -> Hits:
         for text, callback, help_text in self._commands():
-            yield DiscoveryHit(text, callback, help=help_text)
+            yield DiscoveryHit(escape(text), callback, help=escape(help_text))
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for text, callback, help_text in self._commands():
             score = matcher.match(text)
             if score > 0:
-                yield Hit(score, matcher.highlight(text), callback, help=help_text)
+                yield Hit(score, matcher.highlight(escape(text)), callback, help=escape(help_text))

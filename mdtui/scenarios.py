@@ -61,9 +61,10 @@ SCENARIOS = [
 
 
 def make_app(export_dir: Path | None = None) -> MdtuiApp:
-    """The default world, with a clock that ticks 1 ms per reading."""
+    """The default world, with a clock that ticks 1 ms per reading (also when it is built
+    again on another allocator design)."""
     source, _ = build(clock=fake_clock())
-    return MdtuiApp(source, export_dir=export_dir)
+    return MdtuiApp(source, export_dir=export_dir, redesign=lambda v: build(variant=v, clock=fake_clock())[0])
 
 
 async def settle(app: MdtuiApp) -> None:

@@ -22,6 +22,7 @@ from allocator import Event
 
 from .commands import Step
 from .pipeline import Pipeline
+from .render.text import printable
 from .sources import Refusal, Source, perform_all
 
 STYLES = {
@@ -69,8 +70,8 @@ class Printer:
             return
         t = Text(f"{time:12.6f} ", style="dim")
         t.append(f"{kind:<9}", style=STYLES.get(kind, ""))
-        t.append(f" {device:<12} ", style="bold")
-        t.append(text, style="red" if "ANOMALY" in text else "")
+        t.append(f" {printable(device):<12} ", style="bold")  # a process or device may name itself with escapes
+        t.append(printable(text), style="red" if "ANOMALY" in text else "")
         self.console.print(t)
 
 

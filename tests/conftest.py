@@ -8,6 +8,14 @@ from hypothesis import settings
 from allocator import Kernel
 from mdtui.sources.sim import fake_clock
 
+
+@pytest.fixture(autouse=True, scope="session")
+def _crash_reports_stay_in_the_test_run(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """An app that crashes in a test (the fuzzers look for that) saves its traceback under
+    $XDG_STATE_HOME: a directory of this run, never the user's home."""
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+
+
 settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True)
 settings.register_profile("dev", max_examples=30, deadline=None)
 settings.load_profile("ci")

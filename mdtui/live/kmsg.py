@@ -16,6 +16,7 @@ line always brings the count to 0.  Switching the messages on needs root and deb
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -203,8 +204,10 @@ class KmsgReader:
     """Non-blocking /dev/kmsg from its end: only what is logged from now on."""
 
     def __init__(self, path: str = "/dev/kmsg") -> None:
+        self.path = path
         self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         os.lseek(self.fd, 0, os.SEEK_END)
+        self.lost = 0  # overruns: records overwritten before they were read (EPIPE, once each)
 
     def fileno(self) -> int:
         return self.fd
@@ -218,6 +221,7 @@ class KmsgReader:
                 return out
             except OSError as exc:
                 if exc.errno == errno.EPIPE:  # records overwritten before we read them
+                    self.lost += 1
                     continue
                 raise
             if not record:
@@ -227,4 +231,5 @@ class KmsgReader:
                 out.append(message)
 
     def close(self) -> None:
-        os.close(self.fd)
+        with contextlib.suppress(OSError):
+            os.close(self.fd)

@@ -106,6 +106,11 @@ def key_line(dev: MediaDeviceView, snap: SystemSnapshot) -> str:
     return f"key device        {dev.key}{ident}"
 
 
+#: a shared device with no owner module: its driver is built in, or the design (v3) takes no
+#: module reference at all
+OWNERLESS = "none held (a built-in driver, or a design that takes no module reference)"
+
+
 def _allocator_lines(dev: MediaDeviceView, snap: SystemSnapshot) -> list[str]:
     if not dev.shared:
         return ["allocator         not shared: the driver's own media device"]
@@ -122,7 +127,7 @@ def _allocator_lines(dev: MediaDeviceView, snap: SystemSnapshot) -> list[str]:
     elif dev.unread is not None:
         lines.append(f"owner module      {dev.unread.unknown}")
     else:
-        lines.append("owner module      built in (no module reference)")
+        lines.append(f"owner module      {OWNERLESS}")
     return lines
 
 
@@ -138,9 +143,10 @@ def _holder_lines(dev: MediaDeviceView) -> list[str]:
     return lines + [f"{'open files' if n == 0 else '':<18}{line}" for n, line in enumerate(files)]
 
 
-#: control characters in caret notation (as ``cat -v``): a process may name itself with an
-#: escape sequence, a USB string may hold one; neither may reach the terminal
-VISIBLE = {c: f"^{chr(c + 64)}" for c in range(32)} | {127: "^?"}
+#: control characters in caret notation (as ``cat -v``), C1 ones (U+0080-U+009F: CSI is
+#: U+009B) as ``\x9b``: a process may name itself with an escape sequence, a USB string may
+#: hold one; neither may reach the terminal
+VISIBLE = {c: f"^{chr(c + 64)}" for c in range(32)} | {127: "^?"} | {c: f"\\x{c:02x}" for c in range(0x80, 0xA0)}
 
 
 def printable(text: str) -> str:

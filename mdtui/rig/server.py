@@ -390,7 +390,9 @@ class Rig:
         a refcnt is read), and every 20 ms from the main loop (returns True: keep the timer)."""
         with self.lock:
             released = [opened.release() for handler in list(self.handlers.values()) for opened in handler.gone()]
-            if any(released):
+            if self._uevents:  # a release that unregistered something (a deferred media device's)
+                self.sync()
+            elif any(released):
                 self.sync_refcnts()
         return True
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -23,7 +24,7 @@ class ChoiceScreen(ModalScreen[Choice | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label(self.title_text, id="dialog-title")
-            yield OptionList(*(Option(c.label, id=str(n)) for n, c in enumerate(self.choices)))
+            yield OptionList(*(Option(Text(c.label), id=str(n)) for n, c in enumerate(self.choices)))
             yield Label("enter: choose   esc: cancel", classes="dialog-hint")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
@@ -47,7 +48,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(self.question, id="dialog-title")
+            yield Label(Text(self.question), id="dialog-title")  # a device name is never markup
             yield Label("y: yes   n / esc: no", classes="dialog-hint")
 
     def action_answer(self, yes: bool) -> None:

@@ -28,6 +28,8 @@ class Source:
     read_only = False
     #: a snapshot is cheap and does no I/O: build it on the event loop (else: in a thread)
     snapshot_on_loop = False
+    #: the simulated allocator's design (``allocator.mc_dev_allocator.VARIANTS``); None: a real kernel
+    variant: str | None = None
 
     def __init__(self) -> None:
         self._subscribers: tuple[Subscriber, ...] = ()

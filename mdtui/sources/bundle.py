@@ -71,6 +71,52 @@ class _Bounded(io.RawIOBase):
         return len(data)
 
 
+#: a header member tarfile reads whole (pax ``x``/``g``, GNU long names ``L``/``K``): a bundle
+#: needs a few hundred bytes of it; 500 MiB of one made tarfile hold ~1 GiB
+META_LIMIT = 64 << 10
+META_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+
+
+class _TarHeaders(io.RawIOBase):
+    """The tar stream passed through, each 512-byte header checked as it passes: a header
+    member over ``META_LIMIT`` is refused before tarfile reads it into memory."""
+
+    def __init__(self, inner: io.RawIOBase) -> None:
+        super().__init__()
+        self.inner = inner
+        self.pos = self.next = 0  # where we are; where the next header starts
+        self.header = bytearray()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        n = self.inner.readinto(view) or 0
+        i = 0
+        while i < n:
+            if self.pos < self.next:  # a member's data: passed on unread
+                skip = min(n - i, self.next - self.pos)
+                i, self.pos = i + skip, self.pos + skip
+                continue
+            take = min(n - i, tarfile.BLOCKSIZE - len(self.header))
+            self.header += view[i : i + take]
+            i, self.pos = i + take, self.pos + take
+            if len(self.header) == tarfile.BLOCKSIZE:
+                self._check(bytes(self.header))
+                self.header.clear()
+        return n
+
+    def _check(self, block: bytes) -> None:
+        try:
+            size = tarfile.nti(block[124:136])
+        except tarfile.TarError:
+            return  # not a header this guard can read: tarfile says what is wrong with it
+        if block[156:157] in META_TYPES and size > META_LIMIT:
+            raise _TooBig(f"a {size}-byte tar header member (over {META_LIMIT >> 10} KiB)")
+        self.next = self.pos + -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+
+
 def read(path: str) -> tuple[SystemSnapshot, dict[str, str]]:
     """The snapshot a bundle holds and what it says about itself (``made``)."""
     text = _state_text(path)
@@ -100,7 +146,7 @@ def _state_text(path: str) -> bytes:
             compressed = _Bounded(f, MAX_COMPRESSED, f"over {MAX_COMPRESSED >> 20} MiB")
             gz = gzip.GzipFile(fileobj=io.BufferedReader(compressed), mode="rb")
             inner = _Bounded(gz, MAX_DECOMPRESSED, f"over {MAX_DECOMPRESSED >> 20} MiB uncompressed")
-            with tarfile.open(fileobj=inner, mode="r|") as tar:
+            with tarfile.open(fileobj=_TarHeaders(inner), mode="r|") as tar:
                 return _find_state(path, tar)
         except BundleError:
             raise

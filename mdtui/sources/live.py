@@ -246,9 +246,11 @@ class LiveSource(Source):
                     self._dirty.add(_usb_device_path(self.sysfs.sys, devpath))
             if env.get("DEVTYPE") == "usb_interface" and env.get("ACTION") == "unbind":
                 self._owner_unbound(devpath.rsplit("/", 1)[-1])
+            # a USB device's DEVNAME is bus/usb/001/002: it is known by its sysfs name (1-1)
+            named = "" if env.get("SUBSYSTEM") == "usb" else env.get("DEVNAME", "").rsplit("/", 1)[-1]
             event = self.emit(
                 UEVENT,
-                env.get("DEVNAME", "").rsplit("/", 1)[-1] or devpath.rsplit("/", 1)[-1],
+                named or devpath.rsplit("/", 1)[-1],
                 f"{env.get('ACTION', '?')} {devpath}",
                 env,
             )
@@ -507,12 +509,9 @@ class LiveSource(Source):
                 out.append(v)
                 continue
             mine = {devt: files for devt, files in by_devt.items() if devt in numbers}
-            bound = {b.driver for b in v.bound or ()}
-            fallback = (
-                (v.owner, self.sysfs.driver_module(v.owner), "?")
-                if v.owner and v.owner not in bound
-                else ("?", None, "?")
-            )
+            # never seen bound: the owner (DEVICE_INFO.driver), also when it is bound again (a
+            # rebind while its old node is held keeps its old instance's reference)
+            fallback = (v.owner, self.sysfs.driver_module(v.owner), "?") if v.owner else ("?", None, "?")
             late = infer.deferred(v.topology, v.devnames, self._node_owners, fallback, mine, self._unbound_at)
             holders = tuple(sorted((*v.holders, *late), key=lambda h: h.interface))  # as infer.holders orders them
             refcount = len(holders) if v.shared and "refcount" in v.inferred else v.refcount

@@ -47,6 +47,7 @@ class SimSource(Source):
     def __init__(self, kernel: Kernel) -> None:
         super().__init__()
         self.kernel = kernel
+        self.variant = kernel.variant
         self.lock = threading.RLock()
         self._graphs: dict[int, tuple[int, Any, Any, Any]] = {}
 

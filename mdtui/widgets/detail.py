@@ -13,7 +13,7 @@ from rich.text import Text
 from allocator.mc.topology import Topology
 
 from ..model import ANCILLARY, MediaDeviceView, SystemSnapshot, links_of_kind
-from ..render.text import bound_text, kept_chain, open_file_lines
+from ..render.text import OWNERLESS, bound_text, kept_chain, open_file_lines
 from .lines import Lines, Pieces
 
 #: a labelled row of the detail (the value may span lines), or a line of its own (no label)
@@ -104,7 +104,7 @@ def _allocator_rows(dev: MediaDeviceView, snap: SystemSnapshot) -> list[tuple[st
     elif dev.unread is not None:
         rows.append(("owner module", _unknown(dev)))
     else:
-        rows.append(("owner module", "built in (no module references)"))
+        rows.append(("owner module", OWNERLESS))
     return rows
 
 

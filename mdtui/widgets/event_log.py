@@ -67,6 +67,12 @@ class EventLog(Lines):
         self.entries.extend(entries)
         self._show([e for e in entries if e.matches(self.query_text)])
 
+    def restart(self, events: Sequence[Event]) -> None:
+        """Another machine: its history in place of everything shown (the filter stays)."""
+        self.entries.clear()
+        self.set_filter(self.query_text)
+        self.add_events(events)
+
     def set_filter(self, query: str) -> int:
         """Show only matching entries; returns how many match."""
         self.query_text = query.strip()

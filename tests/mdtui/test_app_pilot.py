@@ -17,6 +17,7 @@ from allocator.mc.uapi import MEDIA_LNK_FL_ENABLED
 from mdtui.scenarios import make_app, settle, show_drawing
 from mdtui.screens.choice import ChoiceScreen, ConfirmScreen
 from mdtui.screens.help import HelpScreen
+from mdtui.script import parse
 from mdtui.widgets.detail import render_detail
 from mdtui.widgets.event_log import EventLog
 
@@ -344,3 +345,56 @@ async def test_the_selection_follows_a_replugged_device_to_its_new_node(pilot: P
     await settle(app)
     await pilot.pause()
     assert app.selected_key == moved
+
+
+@pytest.mark.asyncio
+async def test_the_palette_builds_the_machine_again_on_another_design(pilot: Pilot) -> None:
+    """#13: the same world on v4, from the palette: its lockdep WARNs are on screen."""
+    app = pilot.app
+    await settle(app)
+    assert app.source.variant == "mainline" and app.designs == ["v3", "v4", "v10", "fixed"]
+    await pilot.press("ctrl+p")
+    await pilot.pause(0.1)
+    for key in "design v4":
+        await pilot.press(key if key != " " else "space")
+    await pilot.pause(0.3)
+    await pilot.press("enter")
+    await settle(app)
+    assert app.source.variant == "v4"
+    assert "(allocator: v4)" in " ".join(app.snapshot.notes)
+    log = app.query_one(EventLog)
+    assert any("module_assert_mutex+0x20/0x30" in e.text for e in log.entries)
+    assert not any("allocator: mainline" in e.text for e in log.entries)  # the old machine's log is gone
+    assert _refcount(app) == 2 and app.designs == ["v3", "v10", "mainline", "fixed"]
+    await pilot.press("u", "enter")  # the new machine answers the keys
+    await settle(app)
+    assert _refcount(app) == 1
+
+
+@pytest.mark.asyncio
+async def test_names_are_never_markup_in_dialogs_and_the_palette() -> None:
+    """A process named ``[/]`` (any user may name one so; a bundle may hold any name) once
+    crashed the close dialog and the palette with a MarkupError."""
+    from mdtui.sources.sim import build, fake_clock
+
+    source, _ = build(
+        parse(
+            "modprobe au0828\nmodprobe snd_usb_audio\nplug hvr950q\nopen /dev/video0 [/]\nopen /dev/media0 [b]bold\n"
+        ),
+        clock=fake_clock(),
+    )
+    app = mdtui.app.MdtuiApp(source)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app)
+        await pilot.press("c")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, ChoiceScreen)
+        prompts = [str(app.screen.query_one("OptionList").get_option_at_index(n).prompt) for n in range(2)]
+        assert prompts == ["close /dev/video0 (fd 3, pid 1000 [/])", "close /dev/media0 (fd 4, pid 1001 [b]bold)"]
+        await pilot.press("escape", "ctrl+p")
+        await pilot.pause(0.3)
+        for key in "close":
+            await pilot.press(key)
+        await pilot.pause(0.3)
+        assert app.return_code is None  # still running: no MarkupError
+        await pilot.press("escape")

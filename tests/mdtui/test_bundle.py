@@ -839,3 +839,19 @@ def test_the_tui_on_a_bundle_refuses_actions(
 def test_screen_of_a_bundle(snap_compare, deferred_bundle: tuple[Path, dict[str, list[str]], SystemSnapshot]) -> None:
     app = MdtuiApp(BundleSource(str(deferred_bundle[0])))
     assert snap_compare(app, terminal_size=SIZE, run_before=lambda pilot: settle(pilot.app))
+
+
+@pytest.mark.parametrize("kind", [tarfile.XHDTYPE, tarfile.GNUTYPE_LONGNAME])
+def test_a_huge_tar_header_member_is_refused_before_tarfile_reads_it(tmp_path: Path, kind: bytes) -> None:
+    """Found by a hostile review: a 498 KB bundle holding a 500 MiB pax header made tarfile
+    hold ~1 GiB before the size limit refused it; a header member is now checked as it passes."""
+    import gzip
+
+    info = tarfile.TarInfo("././@PaxHeader")
+    info.size, info.type = 1 << 20, kind
+    bomb = tmp_path / "bomb.tar.gz"
+    with gzip.open(bomb, "wb") as f:
+        f.write(info.tobuf(format=tarfile.GNU_FORMAT))
+        f.write(bytes(1 << 20))
+    with pytest.raises(BundleError, match=r"a 1048576-byte tar header member \(over 64 KiB\) before state.json"):
+        BundleSource(str(bomb))

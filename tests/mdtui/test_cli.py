@@ -343,3 +343,16 @@ def test_a_closed_standard_output_is_named() -> None:
         text=True, timeout=60, preexec_fn=lambda: os.close(1),
     )
     assert (proc.returncode, proc.stderr) == (1, "mdtui dump: no standard output to write to (EBADF)\n")
+
+
+def test_watch_never_writes_a_control_character_to_the_terminal() -> None:
+    """A process names itself (prctl PR_SET_NAME) with escapes: the live source's close line
+    carries its comm, and watch prints it in caret notation (C1 controls as \\x9b)."""
+    from mdtui.watch import Printer
+
+    out = io.StringIO()
+    Printer(out, False, True).line(1.0, "trace", "x\x1b[2J", "closed /dev/video0 (pid 7 \x1b]0;PWN\x07\x9b31m)")
+    text = out.getvalue()
+    assert "^[]0;PWN^G\\x9b31m" in text and "x^[[2J" in text
+    assert not any(ord(c) < 32 and c not in "\n\x1b" for c in text)
+    assert "\x1b]" not in text and "\x9b" not in text and "\x1b[2J" not in text  # styled: only rich's own SGR

@@ -496,3 +496,16 @@ def test_a_hostile_process_name_never_reaches_the_terminal(rig: Rig) -> None:
     assert "open in pid 1000 (^[]0;pwn^G^Jx)" in text
     [f] = snap.media_devices[0].open_files or ()
     assert f.comm == "\x1b]0;pwn\x07\nx"
+
+
+def test_a_rebind_while_the_old_node_is_held_counts_both_of_au0828s_references(rig: Rig) -> None:
+    """Found by a hostile review: a one-shot reader (never saw it bound) named the old
+    instance's reference "?" and counted it as a sharer's."""
+    rig.k.open("/dev/vbi0", "tvtime")
+    rig.k.unbind("au0828", "1-1:1.0")
+    rig.k.bind("au0828", "1-1:1.0")
+    rig.sync()
+    live = rig.live.snapshot().media_devices[0]
+    sim = SimSource(rig.k).snapshot().media_devices[0]
+    assert (live.refcount, live.owner_refs_from_sharers) == (sim.refcount, sim.owner_refs_from_sharers) == (3, 1)
+    assert sorted((h.driver, h.state) for h in live.holders) == sorted((h.driver, h.state) for h in sim.holders)

@@ -18,7 +18,7 @@ from mdtui.live.monitor import UdevMonitor
 from mdtui.model import MediaDeviceView
 from mdtui.sources.live import LiveSource
 
-from .conftest import mdtui
+from .conftest import control, mdtui
 
 UNBIND = Path("/sys/bus/usb/drivers/au0828/unbind")
 
@@ -101,3 +101,22 @@ def test_the_release_is_seen_within_a_second_of_the_process_exiting(sleeper: sub
         print(f"refcount 1 seen {elapsed * 1000:.0f} ms after the process exited")
     finally:
         source.stop()
+
+
+def test_an_unplug_while_held_releases_the_media_device_when_the_holder_exits() -> None:
+    """Found by a hostile review: the release at the last close (after the unplug) went
+    unshown, /dev/media0 stayed for ever though the simulation had unregistered it."""
+    holder = subprocess.Popen("exec sleep 60 < /dev/vbi0", shell=True)
+    try:
+        time.sleep(0.3)
+        assert control("unplug 1-1") == "ok"
+        assert Path("/dev/media0").exists()  # the open vbi0 keeps au0828's reference
+    finally:
+        holder.kill()
+        holder.wait()
+    deadline = time.monotonic() + 2
+    while Path("/dev/media0").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not Path("/dev/media0").exists() and not Path("/sys/bus/media/devices/media0").exists()
+    doc = json.loads(mdtui("dump", "--source", "live", "--format", "json"))
+    assert [d["driver"] for d in doc["media_devices"]] == ["uvcvideo"]
