@@ -41,6 +41,7 @@ test: $(STAMP) rig-preload
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 	$(VENV)/bin/mdtui rig -- $(PY) -m pytest tests/rig
+	$(VENV)/bin/mdtui rig --variant fixed -- $(PY) -m pytest tests/rig/test_soak.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

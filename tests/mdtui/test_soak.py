@@ -431,3 +431,21 @@ def test_options_defaults_and_bounds() -> None:
     assert (options("--duration", "3").loops, options("--duration", "3").duration) == (None, 3.0)
     with pytest.raises(SystemExit):
         options("--loops", "0")
+
+
+def test_a_junit_parser_reads_the_report(tmp_path: Path) -> None:
+    """What CI systems read: junitparser (the JUnit schema's reading) accepts the file, with
+    the failing scenario's failure and the passing ones passed."""
+    import junitparser
+
+    path = tmp_path / "soak.xml"
+    assert run("--variant", "v4", "--loops", "5", "--junit", str(path))[0] == 1
+    xml = junitparser.JUnitXml.fromfile(str(path))
+    suites = list(xml) if isinstance(xml, junitparser.JUnitXml) else [xml]
+    [suite] = suites
+    cases = list(suite)
+    assert [c.name for c in cases] == list(SCENARIOS)
+    results = {c.name: c.result for c in cases}
+    failures = [r for rs in results.values() for r in rs if isinstance(r, junitparser.Failure)]
+    assert failures and all("module_assert_mutex" in (f.message or "") for f in failures)
+    assert suite.tests == 3 and suite.failures == len([rs for rs in results.values() if rs])
