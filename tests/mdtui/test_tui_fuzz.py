@@ -60,7 +60,7 @@ class Resize:
 OPS = st.one_of(
     st.sampled_from(KEYS).map(Press),
     st.lists(st.sampled_from(KEYS), min_size=2, max_size=5).map(lambda k: Burst(tuple(k))),
-    st.text(alphabet="aubindplgcmor0123 :-/", min_size=1, max_size=8).map(Type),
+    st.text(alphabet="aubindplgcmor0123 :-/[]", min_size=1, max_size=8).map(Type),
     st.builds(Resize, st.integers(20, 200), st.integers(8, 60)),
 )
 
