@@ -241,25 +241,26 @@ class LiveSource(Source):
             return
         for env in received:
             devpath = env.get("DEVPATH", "")
+            last = devpath.rsplit("/", 1)[-1]
             with self.lock:
                 if self._dirty is not None:
                     self._dirty.add(_usb_device_path(self.sysfs.sys, devpath))
             if env.get("DEVTYPE") == "usb_interface" and env.get("ACTION") == "unbind":
-                self._owner_unbound(devpath.rsplit("/", 1)[-1])
+                self._owner_unbound(last)
             # a USB device's DEVNAME is bus/usb/001/002: it is known by its sysfs name (1-1)
             named = "" if env.get("SUBSYSTEM") == "usb" else env.get("DEVNAME", "").rsplit("/", 1)[-1]
             event = self.emit(
                 UEVENT,
-                named or devpath.rsplit("/", 1)[-1],
+                named or last,
                 f"{env.get('ACTION', '?')} {devpath}",
                 env,
             )
             if env.get("DEVTYPE") == "usb_interface" and env.get("ACTION") in ("bind", "unbind"):
                 with self.lock:  # when a driver let go of its interface, as the event log shows it
                     if env["ACTION"] == "unbind":
-                        self._unbound_at[devpath.rsplit("/", 1)[-1]] = event.time
+                        self._unbound_at[last] = event.time
                     else:
-                        self._unbound_at.pop(devpath.rsplit("/", 1)[-1], None)
+                        self._unbound_at.pop(last, None)
 
     def _kept_file_closed(self, paths: set[str]) -> None:
         """A file that kept a reference was closed (or its process exited): read the devices
@@ -345,13 +346,15 @@ class LiveSource(Source):
         """The machine now.  After a close of a file that kept a reference, the devices it
         kept are read again until the release shows (the kernel notifies the close before the
         driver's release runs): at most SETTLE_TRIES more reads, each later than the last."""
+        with self.lock:  # taken now: a close seen during this read settles the next one
+            settling, self._settling = self._settling, False
         snap = self._snapshot()
         delay = SETTLE_FIRST
         for _ in range(SETTLE_TRIES):
             pending = {
                 d.key for d in snap.media_devices if any(h.state == "deferred" and not h.kept_by for h in d.holders)
             }
-            if not (self._settling and pending):
+            if not (settling and pending):
                 break
             time.sleep(delay)
             delay *= 2
@@ -359,7 +362,6 @@ class LiveSource(Source):
                 self._reread_media |= pending
                 self._scan_due = True
             snap = self._snapshot()
-        self._settling = False
         return snap
 
     def _snapshot(self) -> SystemSnapshot:
