@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 # the rig tier (tests/rig, bench/rig_bench.py) needs Debian packages: installed here when
 # missing, with sudo unless root; a failure fails `make test` (the tier is never skipped)
-RIG_PKGS := umockdev gir1.2-umockdev-1.0 python3-gi v4l-utils alsa-utils dvb-tools gcc
+RIG_PKGS := umockdev gir1.2-umockdev-1.0 python3-gi v4l-utils alsa-utils dvb-tools gcc openssh-server openssh-client
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint bench screenshots rig-deps rig-preload bytecode
@@ -28,6 +28,7 @@ bytecode: $(STAMP)
 rig-deps:
 	@command -v umockdev-wrapper >/dev/null && command -v media-ctl >/dev/null && command -v cc >/dev/null \
 	  && command -v arecord >/dev/null && command -v dvb-fe-tool >/dev/null \
+	  && command -v ssh >/dev/null && command -v ssh-keygen >/dev/null && test -x /usr/sbin/sshd \
 	  && /usr/bin/python3 -c "import gi; gi.require_version('UMockdev', '1.0')" 2>/dev/null \
 	  || { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
 	       apt-get install -y -q --no-install-recommends $(RIG_PKGS); }

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import partial
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 EMPTY: Mapping[str, str] = MappingProxyType({})
 

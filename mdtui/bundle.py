@@ -25,7 +25,6 @@ FIFO, ``/dev/full``) is written straight, never replaced.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import errno
@@ -35,16 +34,14 @@ import json
 import os
 import platform
 import re
-import stat
 import tarfile
-import tempfile
 import textwrap
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 
-from . import __version__, persist
+from . import __version__, atomic, persist
 from .commands import Step
 from .model import MediaDeviceView, SystemSnapshot
 from .render import dot, jsondump, text
@@ -450,48 +447,6 @@ def archive(files: list[Member], mtime: float) -> bytes:
     return buf.getvalue()
 
 
-def write(path: str, data: bytes) -> None:
-    """Put ``data`` at ``path``: atomically (a temporary file in the same directory, synced,
-    renamed over it), unless ``path`` exists and is no regular file (a device, a FIFO:
-    written straight).  Raises ``OSError``; a failure leaves no temporary file."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        st = None
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        with open(path, "wb") as f:  # /dev/stdout, a FIFO; a directory fails here (EISDIR)
-            f.write(data)
-        return
-    target = os.path.realpath(path)  # a symlink's target is replaced, not the symlink
-    directory = os.path.dirname(target) or "."
-    fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            if st is not None:
-                mode = stat.S_IMODE(st.st_mode)
-            else:
-                mask = os.umask(0)
-                os.umask(mask)
-                mode = 0o666 & ~mask
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    try:  # the rename itself, on disk
-        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-
-
 def write_bundle(
     path: str,
     source: Source,
@@ -504,7 +459,7 @@ def write_bundle(
     """Make the bundle of ``snap`` and write it to ``path``; its files (README.txt first)."""
     made = made or datetime.datetime.now(datetime.UTC)
     files = members(source, snap, refused, made=made, **options)  # type: ignore[arg-type]
-    write(path, archive(files, made.timestamp()))
+    atomic.replace(path, archive(files, made.timestamp()))
     return files
 
 

@@ -40,8 +40,10 @@ def cause_of(events: Iterable[Event], before: SystemSnapshot | None = None) -> s
     return plug or bind or error or closed
 
 
-def _bound_driver(snap: SystemSnapshot | None, interface: str) -> str:
-    usb = snap.usb(interface.split(":", 1)[0]) if snap else None
+def _bound_driver(snap: SystemSnapshot | None, device: str) -> str:
+    """The driver bound to an interface (``1-1:1.0``; ``board-a/1-1:1.0`` with several machines)."""
+    host, _, interface = device.rpartition("/")
+    usb = snap.usb(interface.split(":", 1)[0], host) if snap else None
     found = next((i.driver for i in usb.interfaces if i.name == interface), None) if usb else None
     return found or ""
 
@@ -52,7 +54,8 @@ def _known(value: int | None) -> str:
 
 
 def _name(d: MediaDeviceView) -> str:
-    return d.name
+    """``media0``; ``board-a/media0`` with several machines."""
+    return f"{d.host}/{d.name}" if d.host else d.name
 
 
 def _names(names: list[str], shown: int = 3) -> str:

@@ -67,22 +67,43 @@ class UsageError(Exception):
 
 SOURCES = ("sim", "live", "auto")
 BUNDLE = "bundle:"
+SSH = "ssh:"
+#: how long ``dump`` and ``soak`` wait for a remote machine's first state
+CONNECT_TIMEOUT = 30.0
 
 
-def source_name(value: str) -> str:
-    """``--source``: sim, live, auto, or bundle:FILE (argparse's choices cannot say FILE)."""
-    if value in SOURCES or (value.startswith(BUNDLE) and value[len(BUNDLE) :]):
-        return value
-    raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose sim, live, auto or bundle:FILE)")
+def source_type(names: tuple[str, ...], bundle: bool) -> Callable[[str], str]:
+    """The type of a ``--source`` option: one of ``names``, ssh:[USER@]HOST[:PORT], and
+    bundle:FILE if ``bundle`` (argparse's choices cannot say HOST or FILE)."""
+    forms = [*names, *(["bundle:FILE"] if bundle else []), "ssh:[USER@]HOST[:PORT]"]
+
+    def check(value: str) -> str:
+        if value in names or (bundle and value.startswith(BUNDLE) and value[len(BUNDLE) :]):
+            return value
+        if value.startswith(SSH):
+            from .sources.remote import Target
+
+            try:
+                Target(value[len(SSH) :])
+            except ValueError as exc:
+                raise argparse.ArgumentTypeError(f"{value!r}: {exc}") from None
+            return value
+        raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose {', '.join(forms[:-1])} or {forms[-1]})")
+
+    return check
+
+
+source_name = source_type(SOURCES, bundle=True)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--source",
         type=source_name,
-        default="auto",
-        metavar="{sim,live,auto,bundle:FILE}",
-        help="where to read state from (bundle:FILE: a bundle made by 'dump --bundle', read-only)",
+        action="append",
+        metavar="{sim,live,auto,bundle:FILE,ssh:[USER@]HOST[:PORT]}",
+        help="where to read state from (default: auto; bundle:FILE: a bundle made by 'dump --bundle', read-only; "
+        "ssh:HOST: a machine over ssh, nothing installed there); give it again for several machines",
     )
     p.add_argument("--script", metavar="FILE", help="run a lifecycle script on the simulated kernel first")
     p.add_argument("--variant", choices=VARIANTS, default="mainline", help=VARIANT_HELP)
@@ -101,7 +122,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"mdtui {__version__}")
     _common(p)
-    sub = p.add_subparsers(dest="command", metavar="{watch,dump,soak,compare,rig}")
+    sub = p.add_subparsers(dest="command", metavar="{watch,dump,soak,compare,metrics,rig}")
     w = sub.add_parser(
         "watch",
         help="print one line per event until Ctrl-C",
@@ -134,11 +155,12 @@ def parser() -> argparse.ArgumentParser:
         help="only this media device: its node (media0, /dev/media0), bus_info (usb-0000:00:14.0-1), "
         "driver or a piece of its model; exit 2 when that names several",
     )
-    from . import compare, soak
+    from . import compare, metrics, soak
 
     for tool, name, summary in (
         (soak, "soak", "run the kernel's allocator tests against one device, with a pass/fail verdict"),
         (compare, "compare", "run one lifecycle script on each allocator design, step by step, side by side"),
+        (metrics, "metrics", "export the media devices as Prometheus metrics (/metrics over HTTP, or a textfile)"),
     ):
         tool.add_arguments(
             sub.add_parser(
@@ -163,24 +185,71 @@ def parser() -> argparse.ArgumentParser:
 
 
 def open_source(args: argparse.Namespace, clock: Callable[[], float] | None) -> tuple[Source, list[Step]]:
-    if args.source.startswith(BUNDLE):
+    """The source ``--source`` names (several: one ``MultiSource``), and the script's steps."""
+    names = args.source or ["auto"]
+    if len(names) == 1:
+        return _open_one(args, names[0], clock)
+    if len(set(names)) < len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise UsageError(f"--source {twice} is given twice")
+    if any(n.startswith(BUNDLE) for n in names):
+        raise UsageError("a bundle is shown alone: give --source bundle:FILE without other sources")
+    if args.script:
+        raise UsageError("--script runs on one simulated kernel: give one --source")
+    from .sources.multi import MultiSource
+
+    return MultiSource([(_host_name(n), _open_one(args, n, clock)[0]) for n in names]), []
+
+
+def open_or_say(args: argparse.Namespace, clock: Callable[[], float] | None) -> tuple[Source, list[Step]] | int:
+    """``open_source``, or the exit status after saying on stderr why not: 2 for a usage or
+    script error, 1 for a bundle that cannot be read."""
+    from .sources.bundle import BundleError
+
+    try:
+        return open_source(args, clock)
+    except (ScriptError, UsageError) as exc:
+        print(f"mdtui: {exc}", file=sys.stderr)
+        return 2
+    except BundleError as exc:
+        print(f"mdtui: {exc}", file=sys.stderr)
+        return 1
+
+
+def _host_name(source: str) -> str:
+    """How the device list heads a machine: the ssh target as given, or this machine's name."""
+    if source.startswith(SSH):
+        return source[len(SSH) :]
+    import socket
+
+    return "sim" if source == "sim" else socket.gethostname()
+
+
+def _open_one(args: argparse.Namespace, name: str, clock: Callable[[], float] | None) -> tuple[Source, list[Step]]:
+    if name.startswith(SSH):
+        if args.script:
+            raise UsageError("--script runs on the simulated kernel: use --source sim")
+        from .sources.remote import RemoteSource
+
+        return RemoteSource(name[len(SSH) :], read_only=args.read_only, exact=args.exact), []
+    if name.startswith(BUNDLE):
         if args.script:
             raise UsageError("--script runs on the simulated kernel; a bundle is read-only: use --source sim")
         if args.command == "watch":
             raise UsageError("a bundle has no events to watch: use 'mdtui dump --source bundle:FILE' or the TUI")
         from .sources.bundle import BundleError, BundleSource
 
-        source = BundleSource(args.source[len(BUNDLE) :])
+        source = BundleSource(name[len(BUNDLE) :])
         try:  # what no type can say (ids that do not match): shown once here, not crashed on later
             _render_all(source.snapshot())
         except Exception as exc:
             raise BundleError(f"{source.path}: state.json: a state mdtui cannot show ({exc!r})") from None
         return source, []
     steps: list[Step] = load(args.script) if args.script else []
-    if args.source == "live" and args.script:
+    if name == "live" and args.script:
         raise UsageError("--script runs on the simulated kernel: use --source sim")
     # the live reader is imported only when it is asked for, or to see whether it is needed
-    if args.source == "live" or (args.source == "auto" and not args.script and _media_devices_here()):
+    if name == "live" or (name == "auto" and not args.script and _media_devices_here()):
         from .live.monitor import UdevMonitor
         from .sources.live import LiveSource
 
@@ -222,6 +291,10 @@ def main(
         from . import compare, soak
 
         return (soak if args.command == "soak" else compare).run(args, out)
+    if args.command == "metrics":
+        from . import metrics
+
+        return metrics.run(args, out, clock)
     if args.command == "rig":
         from .rig import launch
 
@@ -232,16 +305,10 @@ def main(
         if why is not None:
             print(f"mdtui: {why}", file=sys.stderr)
             return 2
-    from .sources.bundle import BundleError
-
-    try:
-        source, steps = open_source(args, clock)
-    except (ScriptError, UsageError) as exc:
-        print(f"mdtui: {exc}", file=sys.stderr)
-        return 2
-    except BundleError as exc:
-        print(f"mdtui: {exc}", file=sys.stderr)
-        return 1
+    opened = open_or_say(args, clock)
+    if isinstance(opened, int):
+        return opened
+    source, steps = opened
     if args.command == "dump" and args.exact:
         print("mdtui: --exact follows the kernel log as it happens: use it with watch or the TUI", file=sys.stderr)
         return 2
@@ -303,8 +370,15 @@ def report(script: str | None, refused: list[Refusal]) -> int:
 def dump(source: Source, steps: list[Step], args: argparse.Namespace, out: IO[str]) -> int:
     from .render import dot, jsondump, text
 
+    unready = source.ready(CONNECT_TIMEOUT)
+    for why in unready:  # a machine that did not answer: said, and the others are shown
+        print(f"mdtui dump: {why}", file=sys.stderr)
+    if unready and not any(h.state == "connected" for h in source.snapshot().hosts):
+        source.stop()
+        return 1
     refused = perform_all(source, steps)
     snap = source.snapshot()
+    source.stop()
     if args.device is not None:
         from .selection import Ambiguous, NoSuchDevice, describe, select
 
@@ -327,7 +401,7 @@ def dump(source: Source, steps: list[Step], args: argparse.Namespace, out: IO[st
         out.write(dot.render(snap, args.interfaces))
     else:
         out.write(text.render(snap))
-    return report(args.script, refused)
+    return max(report(args.script, refused), 1 if unready else 0)
 
 
 def dump_bundle(source: Source, snap: SystemSnapshot, refused: list[Refusal], args: argparse.Namespace) -> int:

@@ -16,19 +16,8 @@ from dataclasses import dataclass
 from allocator.catalog import CATALOG
 from allocator.loader import MODULES
 
-from .model import DELETED, MediaDeviceView, SystemSnapshot, UsbDeviceView
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One lifecycle command with its arguments, as a script line or a choice makes it."""
-
-    line: int  # the script line it came from; 0 when it came from elsewhere
-    command: str
-    args: tuple[str, ...]
-
-    def __str__(self) -> str:
-        return " ".join((self.command, *self.args))
+from .model import MediaDeviceView, SystemSnapshot, UsbDeviceView, opened_as
+from .step import Step
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +65,12 @@ class Command:
         return f"choose('{self.name}')" if self.lifecycle else self.action or self.name
 
 
-def _step(command: str, *args: str) -> Step:
-    return Step(0, command, args)
+def _step(command: str, *args: str, host: str = "") -> Step:
+    return Step(0, command, args, host)
 
 
 def _usb(snap: SystemSnapshot, dev: MediaDeviceView | None) -> UsbDeviceView | None:
-    return snap.usb(dev.usb_device) if dev is not None and dev.usb_device else None
+    return snap.usb(dev.usb_device, dev.host) if dev is not None and dev.usb_device else None
 
 
 def unbind_choices(snap: SystemSnapshot, dev: MediaDeviceView | None) -> list[Choice]:
@@ -89,7 +78,7 @@ def unbind_choices(snap: SystemSnapshot, dev: MediaDeviceView | None) -> list[Ch
     if usb is None:
         return []
     return [
-        Choice(f"unbind {i.driver} from {i.name}", _step("unbind", i.driver, i.name))
+        Choice(f"unbind {i.driver} from {i.name}{_on(usb)}", _step("unbind", i.driver, i.name, host=usb.host))
         for i in usb.interfaces
         if i.driver
     ]
@@ -100,11 +89,16 @@ def bind_choices(snap: SystemSnapshot, dev: MediaDeviceView | None) -> list[Choi
     if usb is None:
         return []
     return [
-        Choice(f"bind {driver} to {i.name}", _step("bind", driver, i.name))
+        Choice(f"bind {driver} to {i.name}{_on(usb)}", _step("bind", driver, i.name, host=usb.host))
         for i in usb.interfaces
         if not i.driver
         for driver in snap.usb_drivers
     ]
+
+
+def _on(usb: UsbDeviceView) -> str:
+    """`` on board-a`` for a device of one of several machines."""
+    return f" on {usb.host}" if usb.host else ""
 
 
 def _usb_label(vendor: int, product_id: int, *strings: str) -> str:
@@ -148,14 +142,9 @@ def open_choices(snap: SystemSnapshot, dev: MediaDeviceView | None) -> list[Choi
 def close_choices(snap: SystemSnapshot, dev: MediaDeviceView | None) -> list[Choice]:
     """Each open file, closed by its node and the process holding it."""
     return [
-        Choice(f"close {f.node} (fd {f.fd}, pid {f.pid} {f.comm})", _step("close", _opened_as(f.node), f.comm))
+        Choice(f"close {f.node} (fd {f.fd}, pid {f.pid} {f.comm})", _step("close", opened_as(f.node), f.comm))
         for f in snap.open_files
     ]
-
-
-def _opened_as(node: str) -> str:
-    return node.removesuffix(DELETED)
-
 
 _SIM = "(simulated)"
 

@@ -7,10 +7,15 @@ allocator keeps its refcount and owner to itself) are named in ``MediaDeviceView
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 from allocator.mc import uapi
 from allocator.mc.topology import DeviceInfo, TopoLink, Topology
+
+#: every view is an immutable record; with slots where dataclasses make them (3.10: the
+#: remote agent's Python may be 3.8, see mdtui/remote/pack.py)
+RECORD = {"frozen": True, "slots": True} if sys.version_info >= (3, 10) else {"frozen": True}
 
 #: what a link joins, from the type field of its flags (``MEDIA_LNK_FL_LINK_TYPE``): data
 #: links join two pads, interface links an interface to an entity, ancillary links (5.18)
@@ -40,7 +45,12 @@ def links_of_kind(links: tuple[TopoLink, ...], kind: str) -> list[TopoLink]:
 DELETED = " (deleted)"
 
 
-@dataclass(frozen=True, slots=True)
+def opened_as(node: str) -> str:
+    """The path a file was opened as: an fd link's text without ``DELETED``."""
+    return node[: -len(DELETED)] if node.endswith(DELETED) else node
+
+
+@dataclass(**RECORD)
 class OpenFileView:
     """A file open on one of a media device's nodes, as ``/proc/PID/fd`` and ``fdinfo`` show
     it: ``node`` is the fd link's text ("/dev/video0", "/dev/video0 (deleted)", a bind
@@ -57,7 +67,7 @@ class OpenFileView:
     since: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(**RECORD)
 class HolderView:
     driver: str
     module: str | None
@@ -68,7 +78,7 @@ class HolderView:
     kept_by: tuple[OpenFileView, ...] = ()  # deferred: the open files that keep the reference
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(**RECORD)
 class BoundDriver:
     """A driver bound to the key device (an interface of the USB device, or the parent
     itself), as sysfs shows it whether or not the media device can be opened."""
@@ -78,7 +88,7 @@ class BoundDriver:
     device: str  # the interface or device it is bound to
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(**RECORD)
 class Unread:
     """Why what only the media ioctls tell (DEVICE_INFO, the graph, and all that is inferred
     from them) is unknown for a device: ``open()`` or an ioctl failed, or sysfs could not
@@ -93,7 +103,7 @@ class Unread:
         return f"unknown ({self.reason})"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(**RECORD)
 class MediaDeviceView:
     """One media device, as far as a user can know it."""
 
@@ -126,6 +136,12 @@ class MediaDeviceView:
     # whose files this user may not inspect (counted, never silently missing)
     open_files: tuple[OpenFileView, ...] | None = None
     hidden_openers: int | None = None
+    host: str = ""  # the machine it lives on, with several sources ("" with one); its key then starts with it
+
+    @property
+    def local_key(self) -> str:
+        """The key on its own machine (``key`` without the host several sources put first)."""
+        return self.key[len(self.host) + 1 :] if self.host else self.key
 
     @property
     def registered(self) -> bool:
@@ -166,14 +182,15 @@ class MediaDeviceView:
         return "shared" if self.shared and len(self.holders) > 1 else "registered"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(**RECORD)
 class ModuleView:
     name: str
     refcnt: int | None  # None: built in (no /sys/module/NAME/refcnt)
     used_by: tuple[str, ...] = ()
+    host: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(**RECORD)
 class InterfaceView:
     name: str
     cls: int
@@ -181,7 +198,7 @@ class InterfaceView:
     driver: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(**RECORD)
 class UsbDeviceView:
     name: str
     vendor: int
@@ -189,9 +206,21 @@ class UsbDeviceView:
     product: str
     interfaces: tuple[InterfaceView, ...]
     nodes: tuple[str, ...]  # /dev nodes below it (video, dvb, sound, media)
+    host: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(**RECORD)
+class HostView:
+    """A machine a source reads remotely (``--source ssh:HOST``), as the device list heads
+    its group: ``state`` "connected", "connecting" or "disconnected"; ``detail`` says why it
+    is not connected, and when it is tried again."""
+
+    name: str
+    state: str
+    detail: str = ""
+
+
+@dataclass(**RECORD)
 class SystemSnapshot:
     source: str  # "sim" | "live"
     seq: int  # the last event folded into it
@@ -202,19 +231,20 @@ class SystemSnapshot:
     usb_drivers: tuple[str, ...] = ()  # /sys/bus/usb/drivers
     anomalies: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())  # e.g. "simulated kernel (variant mainline)"
+    hosts: tuple[HostView, ...] = ()  # the machines of several sources, in the order given; () with one
 
     def device(self, key: str) -> MediaDeviceView | None:
         return next((d for d in self.media_devices if d.key == key), None)
 
-    def module(self, name: str) -> ModuleView | None:
-        return next((m for m in self.modules if m.name == name), None)
+    def module(self, name: str, host: str = "") -> ModuleView | None:
+        return next((m for m in self.modules if m.name == name and m.host == host), None)
 
     def owner_refcnt(self, dev: MediaDeviceView) -> int | None:
         """``/sys/module/<owner>/refcnt`` of the device's owner module; None when it has none
         (built in, not shared) or it could not be read.  Kept once, with the module: a bind on
         one stick changes the owner's refcnt, not the other sticks' views."""
-        module = self.module(dev.owner) if dev.owner else None
+        module = self.module(dev.owner, dev.host) if dev.owner else None
         return module.refcnt if module is not None else None
 
-    def usb(self, name: str) -> UsbDeviceView | None:
-        return next((u for u in self.usb_devices if u.name == name), None)
+    def usb(self, name: str, host: str = "") -> UsbDeviceView | None:
+        return next((u for u in self.usb_devices if u.name == name and u.host == host), None)

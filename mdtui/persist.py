@@ -32,8 +32,8 @@ import json
 import math
 import types
 import typing
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Callable
 
 from .model import SystemSnapshot
 
@@ -301,6 +301,73 @@ def encode(snap: SystemSnapshot) -> dict[str, Any]:
         return codec(SystemSnapshot)[0](snap)
     except FormatError as exc:
         raise exc.inside("snapshot") from None
+
+
+class Memo:
+    """The JSON of records of ``kinds`` (a graph: ~150 KB of it per HVR-950Q), by the
+    record's identity: a graph that was not read again is the same object, and is not
+    encoded again.  ``turn()`` after each use forgets what that use did not meet."""
+
+    def __init__(self, kinds: tuple[type, ...]) -> None:
+        self.kinds = kinds
+        self._last: dict[int, tuple[Any, Any]] = {}
+        self._now: dict[int, tuple[Any, Any]] = {}
+
+    def get(self, value: Any) -> Any:
+        found = self._now.get(id(value)) or self._last.get(id(value))
+        if found is None or found[0] is not value:
+            return None
+        self._now[id(value)] = found
+        return found[1]
+
+    def put(self, value: Any, out: Any) -> None:
+        self._now[id(value)] = (value, out)
+
+    def turn(self) -> None:
+        self._last, self._now = self._now, {}
+
+
+def plain(value: Any, memo: Memo | None = None) -> Any:
+    """``value`` as the JSON values ``encode`` makes of it, read from the value itself, not
+    from the annotations: what the remote agent (mdtui/remote/agent.py) sends, on a Python
+    (3.8) that cannot evaluate them.  ``decode`` checks what arrives against them.  A dict
+    is a list of ``[key, value]`` pairs unless its keys are strings; an empty one is ``[]``
+    (the model has no dict with string keys).
+
+    ``memo``: records already encoded (``Memo``)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    remember = memo is not None and kind in memo.kinds
+    if remember:
+        found = memo.get(value)  # type: ignore[union-attr]
+        if found is not None:
+            return found
+    fields = getattr(kind, "__dataclass_fields__", None)
+    if fields is not None:
+        out: Any = {
+            name: plain(getattr(value, name), memo) for name, f in fields.items() if f.init and f._field_type is _FIELD
+        }
+    elif isinstance(value, tuple):
+        names = getattr(value, "_fields", None)  # a NamedTuple
+        if names is None:
+            return [plain(v, memo) for v in value]
+        out = {name: plain(v, memo) for name, v in zip(names, value)}
+    elif isinstance(value, frozenset):
+        return sorted((plain(v, memo) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
+    elif isinstance(value, dict):
+        if value and all(isinstance(k, str) for k in value):
+            return {k: plain(v, memo) for k, v in value.items()}
+        return [[plain(k, memo), plain(v, memo)] for k, v in value.items()]
+    else:
+        return value
+    if remember:
+        memo.put(value, out)  # type: ignore[union-attr]
+    return out
+
+
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+_FIELD = dataclasses._FIELD  # type: ignore[attr-defined]  # a field proper (not a ClassVar or InitVar)
 
 
 def decode(obj: Any) -> SystemSnapshot:

@@ -65,6 +65,7 @@ class Pipeline:
         self._ready: list[Update] = []
         self._reader: ThreadPoolExecutor | None = None
         self._unsubscribe = source.subscribe(self._on_event)
+        self._unwatch = source.on_change(self.refresh)
 
     # -- in: any thread ----------------------------------------------------------------
 
@@ -172,6 +173,7 @@ class Pipeline:
     def close(self) -> None:
         """Stop listening; late events and snapshots are dropped."""
         self._unsubscribe()
+        self._unwatch()
         with self._lock:
             self._closed = True
         if self._reader is not None:

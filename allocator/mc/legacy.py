@@ -37,6 +37,7 @@ ENUM_ENTITIES can tell, for that id.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Tuple
 
 from .topology import Topology
 from .uapi import (
@@ -89,7 +90,7 @@ PLAIN_FUNCTIONS = frozenset(
     }
 )
 
-Answer = tuple[int, int, int]  # ENUM_ENTITIES type, info.dev major, minor
+Answer = Tuple[int, int, int]  # ENUM_ENTITIES type, info.dev major, minor
 
 
 def remapped(function: int) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ctypes
 import struct
 
-from ..chrdev import ioc
+from ..ioc import ioc
 
 
 def _iowr(nr: int, size: int) -> int:

@@ -22,7 +22,8 @@ import ctypes
 import errno
 import struct
 
-from ..chrdev import ioc, strscpy
+from ..chrdev import strscpy
+from ..ioc import ioc
 from ..mc.ioctl import Reply
 from .alsa import SndCard
 

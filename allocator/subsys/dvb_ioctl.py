@@ -22,7 +22,8 @@ import ctypes
 import errno
 import struct
 
-from ..chrdev import UserMemory, ioc, strscpy
+from ..chrdev import UserMemory, strscpy
+from ..ioc import ioc
 from ..mc.ioctl import Reply
 from .dvb import DVBV3_TYPES, FE_CAN_INVERSION_AUTO, FE_OFDM, DvbFrontend
 

@@ -6,37 +6,21 @@ ENODEV once the video device is unregistered, before anything else; EFAULT when 
 the request passes in (``_IOC_WRITE``) cannot be read; VIDIOC_QUERYCAP through
 ``v4l_querycap`` (``allocator.subsys.v4l2``): the core's version and device caps completed by
 the driver's ``vidioc_querycap``; ENOTTY for every other request (the model's video nodes
-answer no other V4L2 ioctl), nothing copied back on an error.
+answer no other V4L2 ioctl), nothing copied back on an error.  The struct and the request
+number are ``v4l2_uapi``'s.
 """
 
 from __future__ import annotations
 
-import ctypes
 import errno
 
-from ..chrdev import ioc, strscpy, writes_in
+from ..chrdev import strscpy
 from ..errors import KernelError
 from ..files import File
+from ..ioc import writes_in
 from ..mc.ioctl import Reply
 from .v4l2 import VideoDevice, v4l_querycap
-
-
-class V4l2Capability(ctypes.Structure):
-    """``struct v4l2_capability``."""
-
-    _fields_ = (
-        ("driver", ctypes.c_char * 16),
-        ("card", ctypes.c_char * 32),
-        ("bus_info", ctypes.c_char * 32),
-        ("version", ctypes.c_uint32),
-        ("capabilities", ctypes.c_uint32),
-        ("device_caps", ctypes.c_uint32),
-        ("reserved", ctypes.c_uint32 * 3),
-    )
-
-
-#: ``_IOR('V', 0, struct v4l2_capability)``
-VIDIOC_QUERYCAP = ioc("r", "V", 0, ctypes.sizeof(V4l2Capability))
+from .v4l2_uapi import VIDIOC_QUERYCAP, V4l2Capability
 
 
 def v4l2_ioctl(vdev: VideoDevice, file: File, request: int, arg: bytes | None) -> Reply:
@@ -63,11 +47,3 @@ def pack_capability(cap: dict[str, object]) -> bytes:
     out.bus_info = strscpy(str(cap["bus_info"]), 32)
     out.version, out.capabilities, out.device_caps = cap["version"], cap["capabilities"], cap["device_caps"]
     return bytes(out)
-
-
-def _check_layout() -> None:
-    if ctypes.sizeof(V4l2Capability) != 104 or VIDIOC_QUERYCAP != 0x80685600:
-        raise ImportError("struct v4l2_capability / VIDIOC_QUERYCAP differ from videodev2.h's")
-
-
-_check_layout()

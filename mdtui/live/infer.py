@@ -24,15 +24,17 @@ The rule, also in the README and marked "inferred" wherever it is shown:
 
 from __future__ import annotations
 
+from typing import Optional, Tuple
+
 from allocator.mc.topology import Topology
 
-from ..model import DELETED, HolderView, OpenFileView
+from ..model import HolderView, OpenFileView, opened_as
 from .sysfs import Sysfs, UsbDevice
 
 #: (major, minor) of a device node
-Devt = tuple[int, int]
+Devt = Tuple[int, int]
 #: who registered a node while bound: (driver, module, interface)
-NodeOwner = tuple[str, str | None, str]
+NodeOwner = Tuple[str, Optional[str], str]
 
 #: drivers that register device nodes on the USB device rather than on their interface
 DEVICE_LEVEL_NODES = frozenset({"au0828"})
@@ -96,7 +98,7 @@ def deferred(
     out = []
     for (driver, module, interface), numbers in groups.items():
         files = tuple(k for devt in sorted(numbers) for k in kept.get(devt, ()))
-        nodes = ", ".join(sorted({k.node.removesuffix(DELETED) for k in files})) or "an open V4L2 file"
+        nodes = ", ".join(sorted({opened_as(k.node) for k in files})) or "an open V4L2 file"
         reason = f"unbound, kept by open {nodes}"
         out.append(HolderView(driver, module, interface, "deferred", reason, unbound_at.get(interface), files))
     return out

@@ -32,8 +32,7 @@ import ctypes
 import errno
 import fcntl
 import os
-from collections.abc import Callable
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from allocator.mc import legacy as legacy_view
 from allocator.mc import uapi, uapi_layout
@@ -85,9 +84,12 @@ class MediaRead(NamedTuple):
     retries: int
 
 
-def read(path: str, ioctl: Ioctl = kernel_ioctl, known: MediaRead | None = None) -> MediaRead:
+def read(path: str, ioctl: Ioctl = kernel_ioctl, known: MediaRead | None = None, links: bool = False) -> MediaRead:
     """Read a media device.  ``known`` is an earlier read of the same node, whose
-    ENUM_ENTITIES answers are kept for the entities seen again."""
+    ENUM_ENTITIES answers are kept for the entities seen again, and whose graph is kept
+    whole while the device says its topology_version is the same (the kernel bumps it when
+    an object comes or goes), unless ``links`` asks for the graph again: a link's flags
+    change with no new version."""
     try:  # O_NONBLOCK: a media node ignores it, and a FIFO in a garbage tree does not hang us
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
@@ -96,7 +98,10 @@ def read(path: str, ioctl: Ioctl = kernel_ioctl, known: MediaRead | None = None)
         raise MediaReadError(errno.EINVAL, path, "open") from exc
     try:
         info = device_info(fd, path, ioctl)
-        topology, retries = g_topology(fd, path, ioctl, info.media_version)
+        same = known if known is not None and not links and known.info == info else None
+        topology, retries = g_topology(fd, path, ioctl, info.media_version, same.topology if same else None)
+        if same is not None and topology is same.topology:
+            return same
         seen = _seen(topology, known) if known is not None and info == known.info else {}
         if info.media_version >= uapi_layout.V2_FLAGS_AND_PAD_INDEX:
             legacy, unsettled = legacy_view.derive(topology)
@@ -109,6 +114,10 @@ def read(path: str, ioctl: Ioctl = kernel_ioctl, known: MediaRead | None = None)
         return MediaRead(info, topology, legacy, retries)
     finally:
         os.close(fd)
+
+
+def _counts(topology: Topology) -> tuple[int, int, int, int]:
+    return len(topology.entities), len(topology.interfaces), len(topology.pads), len(topology.links)
 
 
 def _seen(topology: Topology, known: MediaRead) -> dict[int, tuple[int, int, int]]:
@@ -134,17 +143,24 @@ def device_info(fd: int, path: str, ioctl: Ioctl = kernel_ioctl) -> DeviceInfo:
     return unpack_device_info(bytes(buf))
 
 
-def g_topology(fd: int, path: str, ioctl: Ioctl = kernel_ioctl, media_version: int = 0) -> tuple[Topology, int]:
+def g_topology(
+    fd: int, path: str, ioctl: Ioctl = kernel_ioctl, media_version: int = 0, known: Topology | None = None
+) -> tuple[Topology, int]:
+    """The graph, asked for twice (the counts, then the arrays), again while it changes
+    between the two; ``known`` is returned as it is when the first answer has its version
+    and counts."""
     modern = media_version >= uapi_layout.V2_FLAGS_AND_PAD_INDEX
     for attempt in range(RETRIES):
         head = uapi_layout.MediaV2Topology()
         _call(ioctl, fd, uapi_layout.MEDIA_IOC_G_TOPOLOGY, head, path)
         version = head.topology_version
         counts = (head.num_entities, head.num_interfaces, head.num_pads, head.num_links)
+        if known is not None and known.topology_version == version and counts == _counts(known):
+            return known, attempt
         if max(counts) > MAX_OBJECTS:
             raise MediaReadError(errno.EOVERFLOW, path, f"MEDIA_IOC_G_TOPOLOGY (implausible counts {counts})")
         caps = [n + SLACK for n in counts]
-        arrays = [ctypes.create_string_buffer(max(1, cap * fmt.size)) for cap, fmt in zip(caps, ARRAYS, strict=True)]
+        arrays = [ctypes.create_string_buffer(max(1, cap * fmt.size)) for cap, fmt in zip(caps, ARRAYS)]
         full = uapi_layout.MediaV2Topology()
         full.num_entities, full.num_interfaces, full.num_pads, full.num_links = caps
         full.ptr_entities, full.ptr_interfaces, full.ptr_pads, full.ptr_links = (ctypes.addressof(a) for a in arrays)
@@ -158,9 +174,7 @@ def g_topology(fd: int, path: str, ioctl: Ioctl = kernel_ioctl, media_version: i
             continue
         counts = [
             min(n, cap)
-            for n, cap in zip(
-                (full.num_entities, full.num_interfaces, full.num_pads, full.num_links), caps, strict=True
-            )
+            for n, cap in zip((full.num_entities, full.num_interfaces, full.num_pads, full.num_links), caps)
         ]
         ents, intfs, pads, links = (a.raw for a in arrays)
         return Topology(

@@ -234,7 +234,8 @@ def _fds(fd_dir: int, wanted: frozenset[int], calls: Calls, max_fds: int) -> _Pr
 def _describe(pid: int, fd_dir: int, found: _Process, calls: Calls, users: dict[int, str]) -> list[OpenFile]:
     """The matches of one process with its comm, user and modes; none if it has exited."""
     try:
-        comm = _text(calls.read("../comm", fd_dir)).removesuffix("\n")
+        comm = _text(calls.read("../comm", fd_dir))
+        comm = comm[:-1] if comm.endswith("\n") else comm  # the line's end the kernel adds
         uid = calls.stat("..", dir_fd=fd_dir).st_uid
     except OSError as exc:
         if exc.errno in GONE:

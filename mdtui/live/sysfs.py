@@ -40,7 +40,8 @@ class Fs:
         return os.readlink(path)
 
     def realpath(self, path: Path) -> Path:
-        return Path(os.path.realpath(path, strict=True))
+        os.stat(path)  # what resolving it fails with (ELOOP, EACCES, ENOENT), as realpath(strict=True) on 3.10
+        return Path(os.path.realpath(path))
 
     def islink(self, path: Path) -> bool:
         return os.path.islink(path)

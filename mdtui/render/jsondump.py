@@ -28,6 +28,7 @@ def device(dev: MediaDeviceView, snap: SystemSnapshot) -> dict[str, Any]:
     out = {
         "devnode": dev.devnode,
         "key": dev.key,
+        "host": dev.host or None,
         "usb_device": dev.usb_device,
         "parent": dev.parent_device,
         **_info(dev),
@@ -162,8 +163,12 @@ def to_dict(snap: SystemSnapshot, refused: Sequence[tuple[Step, OSError]] = ()) 
         "schema_version": SCHEMA_VERSION,
         "source": snap.source,
         "notes": list(snap.notes),
+        "hosts": [{"name": h.name, "state": h.state, "detail": h.detail} for h in snap.hosts],
         "media_devices": [device(d, snap) for d in snap.media_devices],
-        "modules": [{"name": m.name, "refcnt": m.refcnt, "used_by": sorted(m.used_by)} for m in snap.modules],
+        "modules": [
+            {"name": m.name, "refcnt": m.refcnt, "used_by": sorted(m.used_by), "host": m.host or None}
+            for m in snap.modules
+        ],
         "anomalies": list(snap.anomalies),
         "refused_steps": [refusal(step, error) for step, error in refused],
     }

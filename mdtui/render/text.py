@@ -78,7 +78,8 @@ def media_ctl_p(dev: MediaDeviceView) -> str:
 
 
 def allocator_state(dev: MediaDeviceView, snap: SystemSnapshot) -> str:
-    lines = [f"=== {node_title(dev)}: {dev.info.model} ===", key_line(dev, snap)]
+    where = f"{dev.host}: " if dev.host else ""
+    lines = [f"=== {where}{node_title(dev)}: {dev.info.model} ===", key_line(dev, snap)]
     lines += _allocator_lines(dev, snap)
     lines += _holder_lines(dev)
     lines += bound_lines(dev, snap)
@@ -101,9 +102,9 @@ def key_line(dev: MediaDeviceView, snap: SystemSnapshot) -> str:
     """The USB key device with its ids, or the real parent of any other media device."""
     if dev.usb_device is None:
         return f"parent            {dev.parent_device or 'none'}"
-    usb = snap.usb(dev.usb_device)
+    usb = snap.usb(dev.usb_device, dev.host)
     ident = f" ({usb.vendor:04x}:{usb.product_id:04x} {usb.product}".rstrip() + ")" if usb else ""
-    return f"key device        {dev.key}{ident}"
+    return f"key device        {dev.local_key}{ident}"
 
 
 #: a shared device with no owner module: its driver is built in, or the design (v3) takes no
@@ -193,13 +194,13 @@ def bound_lines(dev: MediaDeviceView, snap: SystemSnapshot) -> list[str]:
     device could not be read, or its parent is no USB device."""
     if dev.bound is None or (dev.unread is None and dev.usb_device is not None):
         return []
-    lines = [f"{'bound drivers' if n == 0 else '':<18}{bound_text(b, snap)}" for n, b in enumerate(dev.bound)]
+    lines = [f"{'bound drivers' if n == 0 else '':<18}{bound_text(b, snap, dev.host)}" for n, b in enumerate(dev.bound)]
     return lines or ["bound drivers     none"]
 
 
-def bound_text(b: BoundDriver, snap: SystemSnapshot) -> str:
+def bound_text(b: BoundDriver, snap: SystemSnapshot, host: str = "") -> str:
     """``au0828 1-1:1.0 (module au0828, refcnt 1)``; the refcnt from /sys/module."""
-    mod = snap.module(b.module) if b.module else None
+    mod = snap.module(b.module, host) if b.module else None
     refcnt = f", refcnt {mod.refcnt}" if mod is not None and mod.refcnt is not None else ""
     where = f"module {b.module}{refcnt}" if b.module else "built in"
     return f"{b.driver} {b.device} ({where})"
@@ -229,6 +230,7 @@ def _graph_lines(dev: MediaDeviceView) -> list[str]:
 
 def render(snap: SystemSnapshot) -> str:
     parts = [f"# {note}" for note in snap.notes]
+    parts += [f"# host {h.name}: {h.state}{': ' + h.detail if h.detail else ''}" for h in snap.hosts]
     parts.append("")
     for dev in snap.media_devices:
         parts.append(allocator_state(dev, snap))
@@ -245,7 +247,8 @@ def render(snap: SystemSnapshot) -> str:
     for m in snap.modules:
         refcnt = "built in" if m.refcnt is None else str(m.refcnt)
         used = f"  used by: {' '.join(m.used_by)}" if m.used_by else ""
-        parts.append(f"{m.name:<16}{refcnt:>8}{used}")
+        where = f"  ({m.host})" if m.host else ""
+        parts.append(f"{m.name:<16}{refcnt:>8}{used}{where}")
     for a in snap.anomalies:
         parts.append(f"ANOMALY {a}")
     return "\n".join(parts) + "\n"

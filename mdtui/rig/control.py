@@ -25,6 +25,16 @@ def error(code: int, message: str) -> str:
     return f"error {code} {errno.errorcode.get(code, 'EIO')} {' '.join(message.split())}"
 
 
+def send(path: str, line: str) -> str:
+    """One line to the control socket at ``path``; its answer (a client's side: tests,
+    benches, the live soak inside the rig)."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(path)
+        s.sendall(line.encode() + b"\n")
+        with s.makefile() as reply:
+            return reply.readline().strip()
+
+
 class TooLong:
     """A line longer than MAX_LINE, skipped up to its newline."""
 

@@ -69,6 +69,11 @@ READLINKAT = re.compile(
 )
 #: umockdev's ioctl_emulate_close(), replaced by dup.c's (with the dup wrappers)
 IOCTL_CLOSE = re.compile(r"static void\nioctl_emulate_close\(int fd\)\n{\n.*?\n}\n", re.S)
+#: where a netlink uevent socket is bound: umockdev names it by the fd alone, so a second
+#: process's socket on the same fd number took the first one's place (only one of two
+#: listeners, two remote agents say, got the uevents); the pid makes it the process's own
+EVENT_SOCKET = 'snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/event%i", path, sockfd);'
+EVENT_SOCKET_OWN = 'snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/event%i.%i", path, (int) getpid(), sockfd);'
 RECIPE = ("fd_map.c", "ioctl_open.c", "proc_fd.c", "dup.c")
 DEBIAN = "http://deb.debian.org/debian"
 
@@ -127,8 +132,8 @@ def fetch(version: str, work: Path) -> Path:
 
 def patch(source: str) -> str:
     """``src/libumockdev-preload.c`` with the growable fd map, opens that fail with the
-    process's errno (EMFILE) where umockdev would end the process, and /proc fd links of
-    emulated nodes shown as the kernel shows them."""
+    process's errno (EMFILE) where umockdev would end the process, /proc fd links of
+    emulated nodes shown as the kernel shows them, and a uevent socket per process."""
     new, count = FD_MAP.subn(lambda _: (HERE / "fd_map.c").read_text() + "\n", source)
     if count != 1:
         raise RuntimeError("umockdev's fd map is not where 0.17 has it: cannot replace it")
@@ -139,7 +144,9 @@ def patch(source: str) -> str:
     new, count = IOCTL_CLOSE.subn(lambda _: (HERE / "dup.c").read_text(), new)
     if count != 1:
         raise RuntimeError("umockdev's ioctl_emulate_close() is not as 0.17 has it: cannot replace it")
-    return _patch_proc_fd(new)
+    if new.count(EVENT_SOCKET) != 1:
+        raise RuntimeError("umockdev's netlink bind() is not as 0.17 has it: cannot patch it")
+    return _patch_proc_fd(new.replace(EVENT_SOCKET, EVENT_SOCKET_OWN))
 
 
 def _patch_proc_fd(source: str) -> str:

@@ -1,8 +1,9 @@
 """``mdtui soak``: the kernel's allocator tests against one shared device, with a verdict (#13).
 
 The scenarios are in ``scenarios.py``, the machines they run on (the simulation, a live
-machine, the rig) in ``machine.py``, the output (table, JSON, JUnit XML) in ``report.py`` and
-the progress bar in ``progress.py``; this module is the command line.
+machine, the rig) in ``machine.py``, a machine over ssh in ``remote.py``, the output (table,
+JSON, JUnit XML) in ``report.py`` and the progress bar in ``progress.py``; this module is
+the command line.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from allocator.mc_dev_allocator import VARIANTS
+
+from ..cli import source_type
 
 if TYPE_CHECKING:  # the rest is imported when a soak runs: every mdtui command builds this parser
     from .machine import Machine
@@ -42,13 +45,18 @@ and the evidence.
 sources: 'sim' (the default) runs on a simulated default world (the HVR-950Q at 1-1), a
 fresh one per scenario; 'live' on this machine (root; it unbinds real drivers, removes their
 modules and deauthorizes the USB device, so it asks first unless --yes); 'rig' runs the live
-soak inside 'mdtui rig' on the chosen --variant.
+soak inside 'mdtui rig' on the chosen --variant; 'ssh:[USER@]HOST[:PORT]' runs it on
+another machine over ssh (nothing installed there: mdtui's agent runs on its python3, 3.8 or
+newer, as root, or inside a rig there): the scenarios and the verdict are made here, every
+step is made there; it asks first as 'live' does, unless the host is a rig.
 
-exit status: 0 every scenario passed, 1 one failed, 2 the soak could not run (no shared
-device, not root, refused, --race-window or --read-only on a live machine).
+exit status: 0 every scenario passed, 1 one failed (or the ssh host could not be reached),
+2 the soak could not run (no shared device, not root, refused, --race-window or --read-only
+on a live machine).
 """
 
 SOURCES = ("sim", "live", "rig")
+SSH = "ssh:"
 #: regression_test.txt's bind/unbind loops when neither --loops nor --duration is given
 DEFAULT_LOOPS = {"sim": 200, "live": 20}
 
@@ -76,11 +84,17 @@ def _milliseconds(text: str) -> float:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``mdtui soak``."""
-    p.add_argument("--source", choices=SOURCES, default="sim", help="where to run it (default: sim)")
+    p.add_argument(
+        "--source",
+        type=source_type(SOURCES, bundle=False),
+        default="sim",
+        metavar="{sim,live,rig,ssh:[USER@]HOST[:PORT]}",
+        help="where to run it (default: sim; ssh:HOST: another machine, over ssh)",
+    )
     p.add_argument(
         "--variant",
         choices=VARIANTS,
-        help="sim, rig: the allocator design to run (default mainline); live runs the kernel's own",
+        help="sim, rig: the allocator design to run (default mainline); live and ssh run the kernel's own",
     )
     p.add_argument(
         "--device",
@@ -105,7 +119,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--junit", metavar="FILE", help="also write the verdict as JUnit XML to FILE")
     p.add_argument("--json", action="store_true", help="print the verdict as JSON")
-    p.add_argument("--yes", action="store_true", help="live: do not ask before unbinding real drivers")
+    p.add_argument("--yes", action="store_true", help="live, ssh: do not ask before unbinding real drivers")
     p.add_argument("--read-only", action="store_true", help="refuse to run live (the soak writes to sysfs)")
     p.add_argument("--seed", type=int, metavar="N", help="seed of the bind/unbind loop's timing jitter")
 
@@ -142,6 +156,9 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
     except CannotRun as exc:
         report.reason = str(exc)
         return finish(args, out, report, quiet=True)
+    except Unreachable as exc:  # as dump says it: the host named, exit status 1
+        print(f"mdtui soak: {exc}", file=sys.stderr)
+        return 1
     report.source, report.design, report.kernel = machine.source, machine.design, machine.kernel
     if in_rig:
         report.source = "rig"
@@ -149,10 +166,11 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
         soak = Soak(lambda: SimMachine(machine.design, args.race_window), options, None)
         try:
             report.target = soak.find(machine)
-        except CannotRun as exc:
+        except (CannotRun, OSError) as exc:  # OSError: a remote machine's snapshot did not come
             report.reason = str(exc)
             return finish(args, out, report, quiet=True)
-        if source == "live" and not in_rig and not args.yes and not confirm(machine, report.target):
+        # real hardware (live outside a rig, or a host over ssh that is no rig): ask first
+        if machine.real and not args.yes and not confirm(machine, report.target):
             report.reason = "not confirmed: nothing was done"
             return finish(args, out, report, quiet=True)
         if not args.json:
@@ -223,13 +241,19 @@ def options_from(args: argparse.Namespace) -> Options:
     )
 
 
+class Unreachable(Exception):
+    """The ssh host did not answer (exit status 1, as ``mdtui dump`` says it)."""
+
+
 def open_machine(args: argparse.Namespace, in_rig: str | None) -> Machine:
     """The machine to run on; ``CannotRun`` when it cannot be this one."""
-    from .machine import LiveMachine, SimMachine, rig_variant
+    from .machine import SimMachine, live_machine, rig_variant
     from .scenarios import CannotRun
 
     if args.source == "sim":
         return SimMachine(args.variant or "mainline", args.race_window)
+    if args.source.startswith(SSH):
+        return open_remote(args)
     design = rig_variant() if in_rig else None
     if args.variant is not None and not in_rig:
         raise CannotRun(
@@ -238,18 +262,44 @@ def open_machine(args: argparse.Namespace, in_rig: str | None) -> Machine:
         )
     if args.variant is not None and design is not None and args.variant != design:
         raise CannotRun(f"this rig runs the {design} design, not {args.variant}")
-    if not in_rig and os.geteuid() != 0:
-        raise CannotRun(
-            "needs root: it writes to /sys/bus/usb/drivers/*/bind and unbind, runs rmmod and "
-            "modprobe, and reads the kernel log (/dev/kmsg)"
-        )
     try:
-        return LiveMachine(rig=in_rig, design=design or args.variant)
+        return live_machine(in_rig, design or args.variant)
+    except OSError as exc:  # not root, no kernel log
+        raise CannotRun(str(exc.strerror)) from None
+
+
+def open_remote(args: argparse.Namespace) -> Machine:
+    """``--source ssh:HOST``: the agent started there, its ``LiveMachine`` made; ``Unreachable``
+    when the host does not answer, ``CannotRun`` when the soak cannot run there (not root,
+    no kernel log, --variant on a machine that is no rig)."""
+    from ..cli import CONNECT_TIMEOUT
+    from ..sources.remote import RemoteSource
+    from .remote import RemoteMachine
+    from .scenarios import CannotRun
+
+    host = args.source[len(SSH) :]
+    source = RemoteSource(host, read_only=False)
+    unready = source.ready(CONNECT_TIMEOUT)
+    if unready:
+        source.stop()
+        raise Unreachable(unready[0])
+    try:
+        machine = RemoteMachine(source)
     except OSError as exc:
-        name = errno.errorcode.get(exc.errno or 0, "?")
-        raise CannotRun(
-            f"cannot read the kernel log: /dev/kmsg: {exc.strerror} ({name}); the verdict needs it"
-        ) from None
+        source.stop()
+        raise CannotRun(f"{host}: {exc.strerror}") from None
+    refusal = None
+    if args.variant is not None and not machine.rig:
+        refusal = (
+            f"--variant picks a simulated design; {host} runs its kernel's own "
+            "(use --source sim, or --source rig --variant V)"
+        )
+    elif args.variant is not None and args.variant != machine.design:
+        refusal = f"the rig on {host} runs the {machine.design} design, not {args.variant}"
+    if refusal is not None:
+        machine.shutdown()
+        raise CannotRun(refusal)
+    return machine
 
 
 def confirm(machine: Machine, target: Target, stdin: IO[str] | None = None, stderr: IO[str] | None = None) -> bool:

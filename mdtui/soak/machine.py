@@ -17,6 +17,12 @@ behind one interface, and the evidence each gives.
   from ``/dev/kmsg`` from the moment the soak started (``LOG_PATTERNS``); a log that overran
   while the soak read it is said (``lost``).
 
+* ``RemoteMachine`` (``remote.py``, ``--source ssh:HOST``): a ``LiveMachine`` on the target,
+  run by the remote agent (mdtui/remote/agent.py), every call forwarded to it.  So this module
+  is one of the agent's (``mdtui.remote.pack``): it imports and runs on Python 3.8 with the
+  standard library only, and nothing of the simulated kernel at import (``SimMachine`` takes
+  what it needs when it is made).
+
 Errnos: an ioctl on a node whose device is being unregistered may fail with EIO, ENODEV or
 ENXIO (``ALLOWED_IOCTL``); an open may also find the node gone (ENOENT).  Anything else is
 evidence.
@@ -29,21 +35,21 @@ import errno
 import fcntl
 import os
 import re
-import socket
 import subprocess
 import threading
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from allocator.catalog import CATALOG
-from allocator.check import Violation
 from allocator.mc import uapi_layout
-from allocator.subsys.v4l2_ioctl import VIDIOC_QUERYCAP, V4l2Capability
+from allocator.subsys.v4l2_uapi import VIDIOC_QUERYCAP, V4l2Capability
 
 from ..live.kmsg import KmsgReader
 from ..model import SystemSnapshot
+
+if TYPE_CHECKING:
+    from allocator.check import Violation
 
 #: what an ioctl may fail with while its device is being unregistered
 ALLOWED_IOCTL = frozenset({errno.EIO, errno.ENODEV, errno.ENXIO})
@@ -111,6 +117,8 @@ def module_name(driver: str) -> str:
 
 def catalog_name(vendor: int, product_id: int) -> str | None:
     """The simulation's catalog entry for a USB device (what the sim and the rig plug back)."""
+    from allocator.catalog import CATALOG
+
     return next((n for n, d in CATALOG.items() if (d.vendor, d.product_id) == (vendor, product_id)), None)
 
 
@@ -393,12 +401,10 @@ class LiveMachine(Machine):
 
     def _control(self, line: str) -> None:
         """One lifecycle line to the rig; its refusal as OSError."""
+        from ..rig.control import send
+
         assert self.rig is not None
-        with socket.socket(socket.AF_UNIX) as s:
-            s.connect(self.rig)
-            s.sendall(line.encode() + b"\n")
-            with s.makefile() as reply:
-                answer = reply.readline().strip()
+        answer = send(self.rig, line)
         if answer != "ok":
             words = answer.split(" ", 3)
             code = int(words[1]) if len(words) > 1 and words[1].isdigit() else errno.EIO
@@ -470,6 +476,27 @@ class LiveMachine(Machine):
 
     def shutdown(self) -> None:
         self.log.close()
+
+
+#: why a live soak outside the rig needs root
+NEEDS_ROOT = (
+    "needs root: it writes to /sys/bus/usb/drivers/*/bind and unbind, runs rmmod and "
+    "modprobe, and reads the kernel log (/dev/kmsg)"
+)
+
+
+def live_machine(rig: str | None, design: str | None = None) -> LiveMachine:
+    """This machine, as ``mdtui soak --source live`` drives it (and the remote agent, for
+    ``--source ssh:HOST``): inside the rig (``rig``: its control socket) running ``design``,
+    outside it as root.  ``OSError`` says why it cannot be: EPERM not root, or the kernel
+    log's errno (the verdict needs the log)."""
+    if rig is None and os.geteuid() != 0:
+        raise OSError(errno.EPERM, NEEDS_ROOT)
+    try:
+        return LiveMachine(rig=rig, design=design)
+    except OSError as exc:
+        why = f"cannot read the kernel log: /dev/kmsg: {exc.strerror} ({errname(exc.errno)}); the verdict needs it"
+        raise OSError(exc.errno, why) from None
 
 
 _DEVICE_PREFIX = re.compile(r"^\S+ \S+: (?=\S)")

@@ -27,7 +27,7 @@ SHOWN = 10
 
 @dataclass
 class Report:
-    source: str  # sim | live | rig (live, inside the rig)
+    source: str  # sim | live | rig (live, inside the rig) | ssh:HOST, ssh:HOST (rig) (the target is a rig)
     design: str
     kernel: str
     options: Options
@@ -189,7 +189,8 @@ def junit(report: Report) -> bytes:
     )
     for name, value in values.items():
         ET.SubElement(props, "property", {"name": name, "value": _x(value)})
-    classname = f"mdtui.soak.{report.source}.{re.sub(r'[^A-Za-z0-9_]+', '_', report.design).strip('_')}"
+    source, design = (re.sub(r"[^A-Za-z0-9_]+", "_", s).strip("_") for s in (report.source, report.design))
+    classname = f"mdtui.soak.{source}.{design}"  # ssh:board-a (rig): mdtui.soak.ssh_board_a_rig
     if report.reason is not None:
         case = ET.SubElement(suite, "testcase", {"classname": classname, "name": "setup", "time": "0.000"})
         ET.SubElement(case, "error", {"message": _x(report.reason), "type": "could-not-run"}).text = _x(report.reason)

@@ -7,16 +7,20 @@ history), so callers never probe for a method.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Tuple
 
-from allocator import Event
+from allocator.events import Event
 
-from ..commands import Step
 from ..model import SystemSnapshot
 
+if TYPE_CHECKING:
+    from ..step import Step
+
+# typing's aliases, not collections.abc's: this module is part of the remote agent, which
+# runs on Python 3.8 (mdtui/remote/pack.py)
 Subscriber = Callable[[Event], None]
 #: a step the source refused, and why
-Refusal = tuple[Step, OSError]
+Refusal = Tuple["Step", OSError]
 
 
 class Source:
@@ -33,6 +37,7 @@ class Source:
 
     def __init__(self) -> None:
         self._subscribers: tuple[Subscriber, ...] = ()
+        self._watchers: tuple[Callable[[], None], ...] = ()
 
     # -- watching ----------------------------------------------------------------------
 
@@ -41,6 +46,11 @@ class Source:
 
     def stop(self) -> None:
         """Stop watching and undo what ``start()`` changed on the machine."""
+
+    def ready(self, timeout: float) -> list[str]:
+        """Start, and wait (at most ``timeout`` s) until there is a state to show: a remote
+        machine's first answer.  Why a machine has none, one line each ([] when all have)."""
+        return []
 
     def filenos(self) -> list[int]:
         """File descriptors to wait on; when one is readable, call ``handle_readable()``."""
@@ -64,6 +74,20 @@ class Source:
     def publish(self, event: Event) -> None:
         for callback in self._subscribers:
             callback(event)
+
+    def on_change(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (on any thread) when the state changed with no event to say so
+        (a remote machine's answer to a re-read); returns the unsubscribe function."""
+        self._watchers = (*self._watchers, callback)
+
+        def unsubscribe() -> None:
+            self._watchers = tuple(w for w in self._watchers if w is not callback)
+
+        return unsubscribe
+
+    def changed(self) -> None:
+        for callback in self._watchers:
+            callback()
 
     def history(self) -> list[Event]:
         """What happened before anybody subscribed (the simulated world's setup)."""

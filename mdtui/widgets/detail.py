@@ -27,14 +27,16 @@ def detail_rows(dev: MediaDeviceView | None, snap: SystemSnapshot) -> list[Row]:
         else:
             why = "No media device. Plug one in (p) or load a driver (m)."
         return [(None, Text(why, style="dim"))]
-    rows: list[Row] = [(None, Text(f"{dev.devnode or dev.name}  {dev.info.model}", style="bold underline"))]
+    where = f"{dev.host}: " if dev.host else ""
+    rows: list[Row] = [(None, Text(f"{where}{dev.devnode or dev.name}  {dev.info.model}", style="bold underline"))]
     labelled: list[tuple[str, Text | str]] = [_key_row(dev, snap), *_allocator_rows(dev, snap)]
     labelled.append(("holders", _holders(dev)))
     files = open_file_lines(dev)
     if files:
         labelled.append(("open files", Text("\n".join(files), style="dim" if files == ["none"] else "")))
     if dev.bound is not None and (dev.unread is not None or dev.usb_device is None):
-        bound = Text("\n".join(bound_text(b, snap) for b in dev.bound)) if dev.bound else Text("none", style="dim")
+        names = "\n".join(bound_text(b, snap, dev.host) for b in dev.bound)
+        bound = Text(names) if dev.bound else Text("none", style="dim")
         labelled.append(("bound drivers", bound))
     labelled += _graph_rows(dev)
     rows += [(label, value if isinstance(value, Text) else Text(value)) for label, value in labelled]
@@ -85,9 +87,9 @@ def _key_row(dev: MediaDeviceView, snap: SystemSnapshot) -> tuple[str, str]:
     """The USB key device with its ids, or the real parent of any other media device."""
     if dev.usb_device is None:
         return "parent", dev.parent_device or "none"
-    usb = snap.usb(dev.usb_device)
+    usb = snap.usb(dev.usb_device, dev.host)
     ident = f"  {usb.vendor:04x}:{usb.product_id:04x} {usb.product}".rstrip() if usb else ""
-    return "key device", f"{dev.key}{ident}"  # plain text: sysfs strings are never markup
+    return "key device", f"{dev.local_key}{ident}"  # plain text: sysfs strings are never markup
 
 
 def _allocator_rows(dev: MediaDeviceView, snap: SystemSnapshot) -> list[tuple[str, Text | str]]:

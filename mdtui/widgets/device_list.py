@@ -1,4 +1,7 @@
-"""One row per media device: node, model, driver, refcount, holders, state; a row cursor."""
+"""One row per media device: node, model, driver, refcount, holders, state; a row cursor.
+With machines read remotely or several at once, each machine heads its devices with a row
+of its own (its name, and whether it is connected; why not, and when it is tried again);
+the cursor steps over those rows."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import reactive
 
-from ..model import MediaDeviceView, SystemSnapshot
+from ..model import HostView, MediaDeviceView, SystemSnapshot
 from .lines import Lines, Pieces
 from .lines import pieces_width as cell_width
 
@@ -21,6 +24,7 @@ STATE_STYLE = {
     "deferred release": "yellow",
     "shared": "bold green",
 }
+HOST_STYLE = {"connected": "bold", "connecting": "bold yellow", "disconnected": "bold red"}
 
 COLUMNS = ("", "node", "model", "driver", "ref", "holders", "state")
 MODEL = COLUMNS.index("model")
@@ -77,8 +81,8 @@ class DeviceList(Lines, can_focus=True):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
-        self._keys: list[str] = []
-        self._cells: list[tuple[Pieces, ...]] = []
+        self._keys: list[str | None] = []  # per row: its device's key, None for a machine's row
+        self._cells: list[tuple[Pieces, ...] | Pieces] = []  # per row: its cells, or a machine's line
         self._column_widths: tuple[int, ...] = ()
         #: per device key: the view last shown, its cells and their widths
         self._known: dict[str, tuple[MediaDeviceView, tuple[Pieces, ...], tuple[int, ...]]] = {}
@@ -88,16 +92,17 @@ class DeviceList(Lines, can_focus=True):
 
     @property
     def selected_key(self) -> str | None:
-        return self._keys[self.cursor] if self._keys else None
+        return self._keys[self.cursor] if self.cursor < len(self._keys) else None
 
     def cells(self, key: str) -> tuple[str, ...]:
         """The text of a device's cells, as shown."""
-        return tuple("".join(text for text, _ in cell) for cell in self._cells[self._keys.index(key)])
+        return tuple("".join(text for text, _ in cell) for cell in self._cells[self._keys.index(key)])  # type: ignore[union-attr]
 
     def show(self, snap: SystemSnapshot) -> None:
         """Redraw the rows that changed; say which device is selected when devices come or go."""
         keep = self.selected_key
-        keys = [dev.key for dev in snap.media_devices]
+        groups = _groups(snap)
+        keys = [d.key if isinstance(d, MediaDeviceView) else None for d in groups]
         fit = keys != self._keys or not self._column_widths  # devices came or went: fit the columns again
         known = self._known
         if fit and keep is not None and keep not in keys and keep in known:
@@ -116,21 +121,26 @@ class DeviceList(Lines, can_focus=True):
                     seen = (dev, seen[1], seen[2])
             self._known[dev.key] = seen
             rows.append(seen)
-        self._cells = [cells for _, cells, _ in rows]
+        cells_of = {key: cells for key, (_, cells, _) in zip(keys_of(snap), rows, strict=True)}
+        self._cells = [cells_of[d.key] if isinstance(d, MediaDeviceView) else _host_line(d) for d in groups]
         widths = self._column_widths
         if fit:
             widths = tuple(max([cell_len(t), *(w[n] for _, _, w in rows)]) for n, t in enumerate(COLUMNS))
         elif new_cells:  # else a column only widens: a cell that comes and goes does not move the others
             widths = tuple(max([widths[n], *(w[n] for w in new_cells)]) for n in range(len(COLUMNS)))
         self._column_widths = widths
+        self._keys = keys
         self._lay_out(shrink=fit)
         if fit:
-            self._keys = keys
-            back = [n for n, dev in enumerate(snap.media_devices) if self._gone and dev.info.bus_info == self._gone]
+            back = [
+                n
+                for n, dev in enumerate(groups)
+                if self._gone and isinstance(dev, MediaDeviceView) and dev.info.bus_info == self._gone
+            ]
             if back:  # the selected device is back (a replug: another node number, same bus_info)
                 self.cursor, self._gone = back[0], None
             else:
-                self.cursor = keys.index(keep) if keep in keys else min(self.cursor, max(0, len(keys) - 1))
+                self.cursor = keys.index(keep) if keep in keys else self._device_row(self.cursor, 1)
             self.post_message(self.Selected(self.selected_key))
 
     def _lay_out(self, shrink: bool) -> None:
@@ -142,13 +152,15 @@ class DeviceList(Lines, can_focus=True):
             widths = (*widths[:MODEL], model, *widths[MODEL + 1 :])
         header = tuple(((title, ""),) for title in COLUMNS)
         self.set_rows(
-            [(cells, widths) for cells in self._cells],
+            [(cells, widths) if key is not None else cells for key, cells in zip(self._keys, self._cells, strict=True)],
             header=[(header, widths)],
             width=sum(widths) + 2 * len(widths),
             shrink=shrink,
         )
 
     def render_row(self, row: Hashable) -> Pieces:
+        if len(row) != 2 or not isinstance(row[1], tuple) or not all(isinstance(w, int) for w in row[1]):  # type: ignore[arg-type]
+            return row  # type: ignore[return-value]  # a machine's line
         cells, widths = row  # type: ignore[misc]
         pieces: list[tuple[str, str]] = []
         for cell, width in zip(cells, widths, strict=True):
@@ -198,9 +210,21 @@ class DeviceList(Lines, can_focus=True):
         elif self.cursor >= self.scroll_y + visible:
             self.scroll_to(y=self.cursor - visible + 1, animate=False, immediate=True)
 
-    def _move(self, row: int) -> None:
+    def _device_row(self, row: int, step: int) -> int:
+        """The first device's row from ``row`` on, going ``step``; else the other way; else 0."""
         row = max(0, min(row, len(self._keys) - 1))
-        if self._keys and row != self.cursor:
+        for direction in (step, -step):
+            n = row
+            while 0 <= n < len(self._keys):
+                if self._keys[n] is not None:
+                    return n
+                n += direction
+        return 0
+
+    def _move(self, row: int) -> None:
+        step = 1 if row > self.cursor else -1
+        row = self._device_row(row, step)
+        if self._keys and row != self.cursor and self._keys[row] is not None:
             self._gone = None  # the user chose another device
             self.cursor = row
             self.post_message(self.Selected(self.selected_key))
@@ -214,7 +238,33 @@ class DeviceList(Lines, can_focus=True):
     def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
         if offset is not None and offset.y >= 1:
-            self._move(int(self.scroll_y) + offset.y - 1)
+            row = int(self.scroll_y) + offset.y - 1
+            if row < len(self._keys) and self._keys[row] is not None:
+                self._move(row)
+
+
+def keys_of(snap: SystemSnapshot) -> list[str]:
+    return [dev.key for dev in snap.media_devices]
+
+
+def _groups(snap: SystemSnapshot) -> list[MediaDeviceView | HostView]:
+    """The rows in order: with machines named, each machine, then its devices."""
+    if not snap.hosts:
+        return list(snap.media_devices)
+    alone = len(snap.hosts) == 1  # one remote machine: its devices do not carry its name
+    out: list[MediaDeviceView | HostView] = []
+    for host in snap.hosts:
+        out.append(host)
+        out += [d for d in snap.media_devices if d.host == host.name or (alone and not d.host)]
+    return out
+
+
+def _host_line(host: HostView) -> Pieces:
+    """``▾ board-a  connected`` (the detail after it: why not, and when it is tried again)."""
+    line: list[tuple[str, str]] = [(f" {host.name}  ", "bold"), (host.state, HOST_STYLE.get(host.state, ""))]
+    if host.detail:
+        line.append((f": {host.detail}", "dim"))
+    return tuple(line)
 
 
 def _clip(cell: Pieces, width: int) -> Pieces:

@@ -11,7 +11,11 @@ def module_rows(snap: SystemSnapshot) -> tuple[Pieces, ...]:
     modules using it.  Lines are cropped, never wrapped: the columns stay aligned."""
     width = max((len(m.name) for m in snap.modules), default=6)
     rows: list[Pieces] = [((f"{'Module':<{width}}  {'refcnt':>8}  Used by", "bold"),)]
+    host = ""
     for m in snap.modules:
+        if m.host != host:  # several machines: each heads its modules
+            host = m.host
+            rows.append(((host, "bold underline"),))
         refcnt = "built-in" if m.refcnt is None else str(m.refcnt)
         rows.append(
             (
@@ -31,6 +35,6 @@ class ModuleList(Lines):
         self._names: tuple[str, ...] = ()
 
     def show(self, snap: SystemSnapshot) -> None:
-        names = tuple(m.name for m in snap.modules)
+        names = tuple(f"{m.host}/{m.name}" for m in snap.modules)
         self.set_rows(module_rows(snap), shrink=names != self._names)  # loaded or unloaded: fit again
         self._names = names

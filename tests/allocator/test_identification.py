@@ -14,7 +14,7 @@ import pytest
 from allocator import CATALOG, Kernel
 from allocator.chrdev import vfs_ioctl
 from allocator.mc.ioctl import Reply
-from allocator.subsys import alsa_ioctl, dvb_ioctl, v4l2_ioctl
+from allocator.subsys import alsa_ioctl, dvb_ioctl, v4l2_uapi
 from allocator.subsys.alsa import snd_card_set_id
 from allocator.subsys.v4l2 import (
     V4L2_CAP_AUDIO,
@@ -55,10 +55,10 @@ def machine() -> Kernel:
     return make_kernel("au0828", "snd_usb_audio", "uvcvideo", plug=("hvr950q", "c270"))
 
 
-def querycap(k: Kernel, node: str) -> v4l2_ioctl.V4l2Capability:
-    reply = call(k, k.open(node), v4l2_ioctl.VIDIOC_QUERYCAP, bytes(104))
+def querycap(k: Kernel, node: str) -> v4l2_uapi.V4l2Capability:
+    reply = call(k, k.open(node), v4l2_uapi.VIDIOC_QUERYCAP, bytes(104))
     assert reply.errno == 0 and reply.arg is not None
-    return v4l2_ioctl.V4l2Capability.from_buffer_copy(reply.arg)
+    return v4l2_uapi.V4l2Capability.from_buffer_copy(reply.arg)
 
 
 def test_querycap_of_the_au0828_nodes_names_the_board(machine: Kernel) -> None:
@@ -90,10 +90,10 @@ def test_querycap_of_a_uvc_camera_names_the_product_or_its_ids(
 def test_video_nodes_answer_enotty_then_enodev_once_unregistered(machine: Kernel) -> None:
     fd = machine.open("/dev/video0")
     assert call(machine, fd, 0xC0445624, bytes(68)).errno == errno.ENOTTY  # VIDIOC_QUERYCTRL
-    assert call(machine, fd, v4l2_ioctl.VIDIOC_QUERYCAP, None).errno == 0  # _IOR: nothing copied in
+    assert call(machine, fd, v4l2_uapi.VIDIOC_QUERYCAP, None).errno == 0  # _IOR: nothing copied in
     assert call(machine, fd, 0xC0445624, None).errno == errno.EFAULT  # _IOWR: video_get_user()
     machine.unbind("au0828", "1-1:1.0")  # the open file keeps the video device
-    assert call(machine, fd, v4l2_ioctl.VIDIOC_QUERYCAP, bytes(104)).errno == errno.ENODEV
+    assert call(machine, fd, v4l2_uapi.VIDIOC_QUERYCAP, bytes(104)).errno == errno.ENODEV
     machine.close(fd)
     assert machine.check() == []
 
@@ -222,9 +222,9 @@ def test_fe_get_property_refuses_as_the_kernel_does(machine: Kernel) -> None:
 def test_nodes_without_uapi_ioctls_and_closed_fds(machine: Kernel) -> None:
     pcm, media = machine.open("/dev/snd/pcmC0D0c"), machine.open("/dev/media0")
     for fd in (pcm, media):
-        assert call(machine, fd, v4l2_ioctl.VIDIOC_QUERYCAP, bytes(104)).errno == errno.ENOTTY
+        assert call(machine, fd, v4l2_uapi.VIDIOC_QUERYCAP, bytes(104)).errno == errno.ENOTTY
     machine.close(pcm)
-    assert call(machine, pcm, v4l2_ioctl.VIDIOC_QUERYCAP, bytes(104)).errno == errno.EBADF
+    assert call(machine, pcm, v4l2_uapi.VIDIOC_QUERYCAP, bytes(104)).errno == errno.EBADF
     machine.close(media)
 
 

@@ -365,12 +365,13 @@ def test_source_accepts_bundle_file_and_refuses_the_rest(capsys: pytest.CaptureF
         with pytest.raises(SystemExit) as exit_:
             main(["dump", "--source", bad])
         assert exit_.value.code == 2
-        assert "choose sim, live, auto or bundle:FILE" in capsys.readouterr().err
+        assert "choose sim, live, auto, bundle:FILE or ssh:[USER@]HOST[:PORT]" in capsys.readouterr().err
     for command in ((), ("dump",)):
         with pytest.raises(SystemExit):
             main([*command, "--help"])
         shown = capsys.readouterr().out
-        assert "{sim,live,auto,bundle:FILE}" in shown and "mdtui --source bundle:mdtui-report.tar.gz" in shown
+        assert "{sim,live,auto,bundle:FILE,ssh:[USER@]HOST[:PORT]}" in shown
+        assert "mdtui --source bundle:mdtui-report.tar.gz" in shown
     with pytest.raises(SystemExit):
         main(["dump", "--help"])
     assert "--bundle FILE" in capsys.readouterr().out

@@ -60,11 +60,13 @@ def _mdevs() -> dict[str, MediaDevice]:
     return {"hvr950q": nodes["/dev/media0"], "c270": nodes["/dev/media1"]}
 
 
-def _read(dev: object, tmp_path: Path, known: media.MediaRead | None = None) -> tuple[media.MediaRead, Counter[str]]:
+def _read(
+    dev: object, tmp_path: Path, known: media.MediaRead | None = None, links: bool = False
+) -> tuple[media.MediaRead, Counter[str]]:
     node = tmp_path / "media0"
     node.write_bytes(b"")
     seam = Counting({str(node): dev})
-    return media.read(str(node), seam, known), seam.requests
+    return media.read(str(node), seam, known, links), seam.requests
 
 
 def _enum(mdev: MediaDevice) -> dict[int, tuple[int, int, int]]:
@@ -84,9 +86,20 @@ def test_only_what_g_topology_cannot_settle_is_asked_by_id(tmp_path: Path) -> No
     result, calls = _read(mdev, tmp_path)
     assert calls == {"MEDIA_IOC_DEVICE_INFO": 1, "MEDIA_IOC_G_TOPOLOGY": 2, "MEDIA_IOC_ENUM_ENTITIES id": 2}
     assert result.legacy == _enum(mdev)
-    again, calls = _read(mdev, tmp_path, known=result)  # the units' answers are kept
+    again, calls = _read(mdev, tmp_path, known=result, links=True)  # the units' answers are kept
     assert calls == {"MEDIA_IOC_DEVICE_INFO": 1, "MEDIA_IOC_G_TOPOLOGY": 2}
     assert again.legacy == result.legacy
+
+
+def test_a_graph_of_the_same_version_is_not_read_again_unless_its_links_are_asked_for(tmp_path: Path) -> None:
+    mdev = _mdevs()["hvr950q"]
+    first, _ = _read(mdev, tmp_path)
+    again, calls = _read(mdev, tmp_path, known=first)  # the counts' answer has the same version
+    assert calls == {"MEDIA_IOC_DEVICE_INFO": 1, "MEDIA_IOC_G_TOPOLOGY": 1}
+    assert again is first  # the same objects: nothing decoded, nothing encoded again by the agent
+    links, calls = _read(mdev, tmp_path, known=first, links=True)  # SETUP_LINK bumps no version
+    assert calls == {"MEDIA_IOC_DEVICE_INFO": 1, "MEDIA_IOC_G_TOPOLOGY": 2}
+    assert links.topology == first.topology and links.topology is not first.topology
 
 
 @pytest.mark.parametrize("name", ["hvr950q", "c270"])
@@ -97,7 +110,7 @@ def test_a_kernel_before_4_19_walks_enum_entities(name: str, tmp_path: Path) -> 
     # one per entity, and the EINVAL past the last one
     assert calls == {"MEDIA_IOC_DEVICE_INFO": 1, "MEDIA_IOC_G_TOPOLOGY": 2, "MEDIA_IOC_ENUM_ENTITIES NEXT": n + 1}
     assert result.legacy == _enum(mdev)
-    again, calls = _read(Version(mdev, OLD), tmp_path, known=result)  # nothing new: no walk
+    again, calls = _read(Version(mdev, OLD), tmp_path, known=result, links=True)  # nothing new: no walk
     assert calls == {"MEDIA_IOC_DEVICE_INFO": 1, "MEDIA_IOC_G_TOPOLOGY": 2}
     assert again.legacy == result.legacy
 

@@ -5,12 +5,17 @@ run rather than skip (tests/conftest.py leaves this folder out of a plain ``pyte
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
+
+from mdtui.rig.control import send
+
+from ..pythons import oldest_python
+from ..sshd import SshServer, rig_env
 
 if "MDTUI_RIG_CONTROL" not in os.environ:
     pytest.exit("tests/rig runs inside the rig: .venv/bin/mdtui rig -- .venv/bin/python -m pytest tests/rig", 4)
@@ -35,11 +40,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 def control(line: str) -> str:
     """One line to the rig (a lifecycle step, or ``reset``); its answer."""
-    with socket.socket(socket.AF_UNIX) as s:
-        s.connect(os.environ["MDTUI_RIG_CONTROL"])
-        s.sendall(line.encode() + b"\n")
-        with s.makefile() as reply:
-            return reply.readline().strip()
+    return send(os.environ["MDTUI_RIG_CONTROL"], line)
 
 
 def mdtui(*args: str) -> str:
@@ -51,3 +52,22 @@ def mdtui(*args: str) -> str:
 def fresh_machine() -> None:
     """Every test starts on the default world."""
     assert control("reset") == "ok"
+
+
+@pytest.fixture(scope="session")
+def ssh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
+    """A real sshd (tests/sshd.py) whose sessions reach the rig and find Python 3.8, the
+    oldest the remote agent supports, as python3."""
+    bin_dir = tmp_path_factory.mktemp("bin")
+    (bin_dir / "python3").symlink_to(oldest_python())
+    with SshServer(session_env=rig_env(), session_path=f"{bin_dir}:/usr/bin:/bin") as srv:
+        yield srv
+
+
+@pytest.fixture
+def ssh(ssh_server: SshServer, monkeypatch: pytest.MonkeyPatch) -> SshServer:
+    """That server, running (a test may have stopped it), with MDTUI_SSH set to reach it."""
+    monkeypatch.setenv("MDTUI_SSH", ssh_server.mdtui_ssh)
+    if not ssh_server.running:
+        ssh_server.start()
+    return ssh_server

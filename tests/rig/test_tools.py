@@ -113,7 +113,7 @@ def test_without_the_hvr950qs_drivers_the_tools_list_what_is_left() -> None:
 def test_an_open_node_pins_its_driver_and_answers_enodev_once_unbound() -> None:
     code = """
 import errno, fcntl, os, sys
-from allocator.subsys.v4l2_ioctl import VIDIOC_QUERYCAP
+from allocator.subsys.v4l2_uapi import VIDIOC_QUERYCAP
 fd = os.open("/dev/video0", os.O_RDWR)
 fcntl.ioctl(fd, VIDIOC_QUERYCAP, bytearray(104))  # answered on the file the open made
 sys.stdout.write(open("/sys/module/au0828/refcnt").read())
@@ -137,7 +137,7 @@ except OSError as exc:
 def test_bad_pointers_get_efault_on_the_new_nodes() -> None:
     code = """
 import ctypes, errno, mmap, os, struct
-from allocator.subsys import alsa_ioctl, dvb_ioctl, v4l2_ioctl
+from allocator.subsys import alsa_ioctl, dvb_ioctl, v4l2_uapi
 libc = ctypes.CDLL(None, use_errno=True)
 libc.ioctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)
 
@@ -147,7 +147,7 @@ def call(node, request, arg):
     os.close(fd)
     return errno.errorcode.get(ctypes.get_errno(), "0") if ret else "ok"
 
-print(call("/dev/video0", v4l2_ioctl.VIDIOC_QUERYCAP, None))
+print(call("/dev/video0", v4l2_uapi.VIDIOC_QUERYCAP, None))
 print(call("/dev/snd/controlC0", alsa_ioctl.SNDRV_CTL_IOCTL_CARD_INFO, 16))
 props = ctypes.create_string_buffer(struct.pack("<I4xQ", 2, 0xDEAD0000))  # unmapped array
 print(call("/dev/dvb/adapter0/frontend0", dvb_ioctl.FE_GET_PROPERTY, ctypes.addressof(props)))
