@@ -82,12 +82,9 @@ async def uevent_trial(kind: str, events: int) -> list[float]:
 
     from allocator import Kernel
     from mdtui.app import MdtuiApp
-    from mdtui.live.sysfs import Sysfs
-    from mdtui.rig.tree import write_tree
     from mdtui.scenarios import on_update, settle
-    from mdtui.sources.live import LiveSource
     from mdtui.tuning import tune
-    from tests.doubles import FakeIoctl, PipeMonitor
+    from tests.doubles import WrittenMachine
 
     k = Kernel()
     for m in ("au0828", "snd_usb_audio", "uvcvideo"):
@@ -95,16 +92,9 @@ async def uevent_trial(kind: str, events: int) -> list[float]:
     for _ in range(4):
         k.plug("hvr950q")
         k.plug("c270")
-    root = Path(tempfile.mkdtemp())
-    seam = FakeIoctl()
-
-    def sync() -> None:
-        write_tree(k, root)
-        seam.follow(k, root)
-
-    sync()
-    feed = PipeMonitor()
-    source = LiveSource(Sysfs(root / "sys", root / "dev"), seam, monitor_factory=lambda: feed)
+    machine = WrittenMachine(k)
+    feed = machine.feed
+    source = machine.source()
     tune(source)
     published: list[int] = []  # the seq of each event the source emits (on the event loop)
     source.subscribe(lambda e: published.append(e.seq))
@@ -136,7 +126,7 @@ async def uevent_trial(kind: str, events: int) -> list[float]:
             stick = sticks[n % len(sticks)]
             action = "unbind" if (n // len(sticks)) % 2 == 0 else "bind"
             getattr(k, action)("snd-usb-audio", f"{stick}:1.1")  # the machine changes...
-            sync()
+            machine.sync()
             devpath = next(u.devpath for u in k.view.usb_devices() if u.name == stick)
             await settle(app)
             applied.clear()

@@ -13,7 +13,11 @@ Run from the checkout: ``.venv/bin/python bench/remote_bench.py``.  It re-runs i
 * the agent's CPU while nothing happens: utime+stime of the agent process (on the target)
   over IDLE seconds, in clock ticks;
 * bytes on the wire: the agent's first (whole) snapshot, the HVR-950Q's part of it, and the
-  patches sent for an unbind and a bind.
+  patches sent for an unbind and a bind;
+* the agent's own work per change away from the rig's emulation: the agent (this Python) on a
+  sysfs tree written from the simulation with an ioctl seam answering in kernel-layout bytes
+  (tests/doubles.py), au0828 unbound and bound in turn, ROUNDS times: from its uevent handed
+  to the agent to the update line written (read, encode, patch), p50 and p99.
 
 Prints figures, asserts nothing.
 """
@@ -132,6 +136,43 @@ async def latency(app, arrivals: Arrivals) -> list[float]:  # type: ignore[no-un
         return out
 
 
+def agent_cost() -> list[float]:
+    """ms per change of the agent's own work (no ssh, no umockdev): see the docstring."""
+    from allocator import Kernel
+    from mdtui.remote.agent import Agent
+    from tests.doubles import WrittenMachine
+
+    k = Kernel()
+    for m in ("au0828", "snd_usb_audio", "uvcvideo"):
+        k.modprobe(m)
+    k.plug("hvr950q")
+    k.plug("c270")
+    machine = WrittenMachine(k)
+    source = machine.source(close_watch=None)
+    sent: list[bytes] = []
+    agent = Agent(source, write=sent.append)
+    source.start()
+    agent.update()
+    out = []
+    for n in range(ROUNDS):
+        action = "unbind" if n % 2 == 0 else "bind"
+        getattr(k, action)("au0828", "1-1:1.0")
+        machine.sync()
+        devpath = next(u.devpath for u in k.view.usb_devices() if u.name == "1-1")
+        machine.feed.send(
+            {"ACTION": action, "DEVPATH": f"{devpath}/1-1:1.0", "SUBSYSTEM": "usb", "DEVTYPE": "usb_interface"}
+        )
+        before = len(sent)
+        start = time.perf_counter()
+        source.handle_readable()
+        agent._update(scan=False)  # the state's update (a due /proc scan follows it: not counted)
+        out.append((time.perf_counter() - start) * 1000)
+        assert len(sent) > before
+        agent._update(scan=True)
+    source.stop()
+    return out
+
+
 def inside() -> None:
     import tempfile
 
@@ -150,6 +191,11 @@ def inside() -> None:
             os.environ["MDTUI_SSH"] = server.mdtui_ssh
             version = subprocess.run([python, "-V"], capture_output=True, text=True).stdout.strip()
             print(f"target python3: {version}; OpenSSH on 127.0.0.1:{server.port}")
+            cost = agent_cost()
+            print(
+                f"agent's own work per change, off the rig ({sys.version.split()[0]}): "
+                f"p50 {percentile(cost, 50):.1f} ms, p99 {percentile(cost, 99):.1f} ms"
+            )
 
             # bytes: one agent, its lines counted
             lines: list[bytes] = []

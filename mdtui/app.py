@@ -321,7 +321,8 @@ class MdtuiApp(App[None]):
                 if yes:
                     self.run_worker(lambda: self._perform(step), thread=True, group="actions")
 
-            self.push_screen(ConfirmScreen(f"Really {step}?"), confirmed)
+            where = f" on {step.host}" if step.host else ""
+            self.push_screen(ConfirmScreen(f"Really {step}{where}?"), confirmed)
             return
         self.run_worker(lambda: self._perform(step), thread=True, group="actions")
 

@@ -96,20 +96,35 @@ def source_type(names: tuple[str, ...], bundle: bool) -> Callable[[str], str]:
 source_name = source_type(SOURCES, bundle=True)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, top: bool = False) -> None:
+    """The options of the TUI, ``watch``, ``dump`` and ``metrics``.  A subcommand's leave
+    what was given before the subcommand as it is (``mdtui --source ssh:H dump``): their
+    defaults are the top parser's only."""
+
+    def default(value: object) -> object:
+        return value if top else argparse.SUPPRESS
+
     p.add_argument(
         "--source",
         type=source_name,
         action="append",
+        default=default(None),
         metavar="{sim,live,auto,bundle:FILE,ssh:[USER@]HOST[:PORT]}",
         help="where to read state from (default: auto; bundle:FILE: a bundle made by 'dump --bundle', read-only; "
         "ssh:HOST: a machine over ssh, nothing installed there); give it again for several machines",
     )
-    p.add_argument("--script", metavar="FILE", help="run a lifecycle script on the simulated kernel first")
-    p.add_argument("--variant", choices=VARIANTS, default="mainline", help=VARIANT_HELP)
-    p.add_argument("--read-only", action="store_true", help="live: never write to sysfs (no bind/unbind)")
     p.add_argument(
-        "--exact", action="store_true", help="live: follow the allocator's debug lines on /dev/kmsg (root, debugfs)"
+        "--script", metavar="FILE", default=default(None), help="run a lifecycle script on the simulated kernel first"
+    )
+    p.add_argument("--variant", choices=VARIANTS, default=default("mainline"), help=VARIANT_HELP)
+    p.add_argument(
+        "--read-only", action="store_true", default=default(False), help="live: never write to sysfs (no bind/unbind)"
+    )
+    p.add_argument(
+        "--exact",
+        action="store_true",
+        default=default(False),
+        help="live: follow the allocator's debug lines on /dev/kmsg (root, debugfs)",
     )
 
 
@@ -121,7 +136,7 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"mdtui {__version__}")
-    _common(p)
+    _common(p, top=True)
     sub = p.add_subparsers(dest="command", metavar="{watch,dump,soak,compare,metrics,rig}")
     w = sub.add_parser(
         "watch",

@@ -36,7 +36,7 @@ def event_text(e: Event) -> str:
         node = f" {name}" if name.startswith("/") else f" /dev/{name}" if name else ""
         return f"{f.get('ACTION')} {f.get('SUBSYSTEM')} {e.device}{node}{extra} SEQNUM={f.get('SEQNUM')}"
     if e.kind == "error":
-        return f"{e.text} [{e.fields.get('ERRNO', '')}]"
+        return f"{e.text} [{e.fields['ERRNO']}]" if e.fields.get("ERRNO") else e.text
     return e.text
 
 

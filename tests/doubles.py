@@ -17,6 +17,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 from allocator import Kernel
 from allocator.mc import uapi_layout
@@ -24,6 +25,9 @@ from allocator.mc.ioctl import MediaSource, media_ioctl
 from mdtui.live.kmsg import ALLOCATOR_FILE
 from mdtui.live.openers import SYSCALLS, Calls
 from mdtui.live.sysfs import MAX_ATTRIBUTE, Fs
+
+if TYPE_CHECKING:
+    from mdtui.sources.live import LiveSource
 
 
 class FakeIoctl:
@@ -56,6 +60,36 @@ class FakeIoctl:
         if reply.arg is not None:
             view[: len(reply.arg)] = reply.arg
         return 0
+
+
+class WrittenMachine:
+    """The simulated kernel ``k`` as the live source reads a machine: a sysfs tree written
+    under a temporary ``root`` (``write_tree``), an ioctl seam answering for its media nodes,
+    and a uevent monitor fed by hand; ``sync()`` after each change to ``k``."""
+
+    def __init__(self, k: Kernel) -> None:
+        import tempfile
+
+        self.kernel = k
+        self.root = Path(tempfile.mkdtemp(prefix="mdtui-written-"))
+        self.seam = FakeIoctl()
+        self.feed = PipeMonitor()
+        self.sync()
+
+    def sync(self) -> None:
+        from mdtui.rig.tree import write_tree
+
+        write_tree(self.kernel, self.root)
+        self.seam.follow(self.kernel, self.root)
+
+    def source(self, **options: object) -> LiveSource:
+        """A live source reading it (``options`` for ``LiveSource``)."""
+        from mdtui.live.sysfs import Sysfs
+        from mdtui.sources.live import LiveSource
+
+        return LiveSource(
+            Sysfs(self.root / "sys", self.root / "dev"), self.seam, monitor_factory=lambda: self.feed, **options
+        )  # type: ignore[arg-type]
 
 
 class FakeProc:

@@ -44,6 +44,9 @@ IN, OUT = 0, 1
 #: a change comes as a burst of uevents (an unbind: one per node, then the interface's):
 #: read on while the next comes within QUIET s (at most BURST s), then read the machine once
 QUIET, BURST = 0.005, 0.05
+#: the soak machine's calls that take one of its open files, and those that take names
+FD_METHODS = ("close", "device_info", "querycap", "artifact")
+NAME_METHODS = ("bind", "unbind", "rmmod", "modprobe", "unplug", "plug", "video_node")
 MAX_LINE = 1 << 20  # a request longer than this is no request of ours
 
 
@@ -56,6 +59,8 @@ class Agent:
         self._buffer = b""
         self._memo = persist.Memo((Topology,))  # a graph not read again is not encoded again
         self.machine: Any = None  # the soak's LiveMachine, made by the first machine request
+        self._fds: set[int] = set()  # the files its open() made (the only ones it may close)
+        self._fds_lock = threading.Lock()
         self._sending = threading.Lock()  # one line at a time: machine calls reply from their threads
         source.subscribe(lambda event: self._events.append(event))
 
@@ -131,7 +136,10 @@ class Agent:
             try:
                 self.source.perform(Step(0, obj["command"], tuple(obj["args"])))
             except OSError as exc:
-                self.send("reply", id=ident, error=[exc.errno or errno.EIO, str(exc.strerror), exc.filename])
+                filename = None if exc.filename is None else str(exc.filename)
+                self.send("reply", id=ident, error=[exc.errno or errno.EIO, str(exc.strerror), filename])
+            except Exception as exc:  # a request no caller of ours makes: refused, the agent goes on
+                self.send("reply", id=ident, error=[errno.EINVAL, f"{type(exc).__name__}: {exc}", None])
             else:
                 self.send("reply", id=ident, ok=True)
         elif op == "machine":
@@ -187,6 +195,7 @@ class Agent:
             else:
                 import inspect  # here: the agent of a dump never needs it
 
+                self._check_machine_args(method, args)  # a close takes its fd off the list
                 fn = getattr(machine, method)
                 if method == "artifact" and len(args) == 2 and isinstance(args[1], list):
                     args = [args[0], OSError(*args[1])]  # the ioctl's failure: [errno, text]
@@ -194,7 +203,11 @@ class Agent:
                     inspect.signature(fn).bind(*args)
                 except TypeError as exc:
                     raise OSError(errno.EINVAL, f"{method}: {exc}") from None
-                value = persist.plain(fn(*args))
+                result = fn(*args)
+                if method == "open":
+                    with self._fds_lock:
+                        self._fds.add(result)
+                value = persist.plain(result)
             reply = wire.line("reply", id=ident, ok=True, value=value)
         except OSError as exc:
             filename = None if exc.filename is None else str(exc.filename)  # a Path, from os.open(path)
@@ -205,6 +218,18 @@ class Agent:
             reply = wire.line("reply", id=ident, error=[errno.EIO, text, None])
         with self._sending:
             self._write(reply)
+
+    def _check_machine_args(self, method: str, args: list[Any]) -> None:
+        """Refuse what the soak never asks: an fd it did not open here (the agent's own
+        descriptors: its input, its sockets), a name that is a path (sysfs paths are made
+        from the names of drivers, interfaces and USB devices)."""
+        with self._fds_lock:  # taken off before the close: another thread's open may get its number next
+            if method in FD_METHODS and (not args or args[0] not in self._fds):
+                raise OSError(errno.EBADF, f"{method}: not a file the soak opened here: {args[:1]!r:.40}")
+            if method == "close":
+                self._fds.discard(args[0])
+        if method in NAME_METHODS and any(isinstance(a, str) and ("/" in a or a in (".", "..")) for a in args):
+            raise OSError(errno.EINVAL, f"{method}: a name, not a path: {args!r:.80}")
 
     def shutdown(self) -> None:
         """The soak's machine shut down (its kernel log closed), if there is one."""

@@ -27,6 +27,7 @@ Standard library only, Python 3.8: the agent imports it.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 VERSION = 1
@@ -49,7 +50,9 @@ def request(ident: int, op: str, **fields: Any) -> bytes:
 def parse(raw: bytes) -> dict[str, Any]:
     """One line as an object of this protocol's version; a ``ProtocolError`` otherwise."""
     try:
-        obj = json.loads(raw)
+        obj = json.loads(raw, parse_constant=_no_constant)
+    except ProtocolError:
+        raise
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ProtocolError(f"not JSON: {raw[:60]!r} ({exc})") from None
     if not isinstance(obj, dict):
@@ -57,6 +60,28 @@ def parse(raw: bytes) -> dict[str, Any]:
     if obj.get("v") != VERSION:
         raise ProtocolError(f"protocol version {obj.get('v')!r}, expected {VERSION} (mdtui and its agent differ)")
     return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise ProtocolError(f"{name} is no JSON number")
+
+
+def number(value: Any, what: str) -> float:
+    """``value`` as a finite float; a ``ProtocolError`` naming ``what`` otherwise."""
+    if type(value) not in (int, float) or not math.isfinite(value):
+        raise ProtocolError(f"{what}: expected a finite number, got {value!r:.40}")
+    return float(value)
+
+
+def is_error(value: Any) -> bool:
+    """Whether ``value`` is a reply's error: ``[errno, text, file or null]``."""
+    return (
+        isinstance(value, list)
+        and len(value) == 3
+        and type(value[0]) is int
+        and isinstance(value[1], str)
+        and (value[2] is None or isinstance(value[2], str))
+    )
 
 
 def keyed(snapshot: dict[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ so every later call fails (ENOTCONN) rather than go to another agent.
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 from typing import Any
 
 from .. import persist
@@ -42,25 +43,31 @@ class RemoteMachine(Machine):
         self.host = remote.name
         self.timeout = timeout
         self._connection = remote.connections
-        info = self._call("describe")
+        info = self._call(
+            "describe", convert=lambda v: (bool(v["rig"]), bool(v["real"]), str(v["design"]), str(v["kernel"]))
+        )
         #: the target is a rig (``$MDTUI_RIG_CONTROL`` there): no real hardware is touched
-        self.rig = bool(info["rig"])
-        self.real = bool(info["real"])
-        self.design = str(info["design"])
-        self.kernel = f"{self.host}, {info['kernel']}"
+        self.rig, self.real, self.design, kernel = info
+        self.kernel = f"{self.host}, {kernel}"
         self.source = f"ssh:{self.host}" + (" (rig)" if self.rig else "")
 
-    def _call(self, method: str, *args: Any) -> Any:
+    def _call(self, method: str, *args: Any, convert: Callable[[Any], Any] = lambda value: value) -> Any:
+        """The call on the target; its value as ``convert`` makes it, or EPROTO when the
+        agent answered with something else (the soak takes only ``OSError`` for a refusal)."""
         if self.remote.connections != self._connection:
             raise OSError(
                 errno.ENOTCONN,
                 f"{self.host}: the connection was lost during the soak (the agent that held its files "
                 "and read its kernel log went with it)",
             )
-        return self.remote.call("machine", self.timeout, method=method, args=list(args))
+        value = self.remote.call("machine", self.timeout, method=method, args=list(args))
+        try:
+            return convert(value)
+        except (TypeError, ValueError, KeyError, IndexError) as exc:  # persist.FormatError is a ValueError
+            raise OSError(errno.EPROTO, f"{self.host}: {method}: the agent answered {value!r:.60} ({exc})") from None
 
     def snapshot(self) -> SystemSnapshot:
-        return persist.decode(self._call("snapshot"))
+        return self._call("snapshot", convert=persist.decode)
 
     def bind(self, driver: str, interface: str) -> None:
         self._call("bind", driver, interface)
@@ -81,13 +88,13 @@ class RemoteMachine(Machine):
         self._call("plug", usb, catalog)
 
     def open(self, path: str, comm: str) -> int:
-        return int(self._call("open", path, comm))
+        return self._call("open", path, comm, convert=_int)
 
     def device_info(self, fd: int) -> str:
-        return str(self._call("device_info", fd))
+        return self._call("device_info", fd, convert=str)
 
     def querycap(self, fd: int) -> str:
-        return str(self._call("querycap", fd))
+        return self._call("querycap", fd, convert=str)
 
     def close(self, fd: int) -> None:
         self._call("close", fd)
@@ -97,13 +104,13 @@ class RemoteMachine(Machine):
         return None if node is None else str(node)
 
     def media_nodes(self) -> list[str]:
-        return [str(n) for n in self._call("media_nodes")]
+        return self._call("media_nodes", convert=lambda nodes: [str(n) for n in nodes])
 
     def evidence(self) -> list[Evidence]:
-        return _evidence(self._call("evidence"))
+        return self._call("evidence", convert=_evidence)
 
     def invariants(self) -> list[Evidence]:
-        return _evidence(self._call("invariants"))
+        return self._call("invariants", convert=_evidence)
 
     def artifact(self, fd: int, exc: OSError) -> str | None:
         why = self._call("artifact", fd, [exc.errno, exc.strerror])
@@ -111,7 +118,7 @@ class RemoteMachine(Machine):
 
     def notes(self) -> list[str]:
         try:
-            notes = [str(n) for n in self._call("notes")]
+            notes = self._call("notes", convert=lambda found: [str(n) for n in found])
         except OSError as exc:
             notes = [f"{self.host}: could not ask for the target's notes: {exc.strerror}"]
         if self.remote.connections != self._connection:
@@ -122,6 +129,12 @@ class RemoteMachine(Machine):
         """End the agent (its machine is shut down as it exits: the kernel log closed, the
         files it held closed)."""
         self.remote.stop()
+
+
+def _int(value: Any) -> int:
+    if type(value) is not int:
+        raise TypeError(f"expected an fd, got {type(value).__name__}")
+    return value
 
 
 def _evidence(value: Any) -> list[Evidence]:

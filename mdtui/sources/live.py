@@ -299,7 +299,10 @@ class LiveSource(Source):
 
     def perform(self, step: Step) -> None:
         if step.command not in SYSFS_ACTIONS:
-            raise KernelError(errno.EPERM, f"{step}: only the simulated kernel can do that", step.args[0])
+            device = step.args[-1] if step.args else ""
+            raise KernelError(errno.EPERM, f"{step}: only the simulated kernel can do that", device)
+        if len(step.args) != 2:
+            raise KernelError(errno.EINVAL, f"{step}: usage: {step.command} DRIVER INTERFACE", "")
         driver, interface = step.args
         if self.read_only:
             raise KernelError(errno.EROFS, f"{step}: mdtui runs read-only (--read-only)", interface)

@@ -218,7 +218,9 @@ class RemoteSource(Source):
         except OSError as exc:
             text = str(exc.strerror)
             text = text if text.startswith(f"{self.name}: ") else f"{self.name}: {text}"
-            self._emit(ERROR, exc.filename or device, text, level="err")
+            code = exc.errno or errno.EIO
+            fields = {"ERRNO": errno.errorcode.get(code, str(code)), "OP": str(step)}
+            self._emit(ERROR, exc.filename or device, text, level="err", fields=fields)
             raise KernelError(exc.errno or errno.EIO, text, exc.filename or device) from None
 
     def call(self, op: str, timeout: float = REPLY_TIMEOUT, **fields: Any) -> Any:
@@ -325,13 +327,15 @@ class RemoteSource(Source):
         msg = wire.parse(raw)
         kind = msg.get("t")
         if kind == "hello":
-            self._offset = float(msg.get("clock", 0.0)) - time.monotonic()
+            self._offset = wire.number(msg.get("clock", 0.0), "hello.clock") - time.monotonic()
             self.user = str(msg.get("user", self.user))
         elif kind == "update":
             self._update(msg)
         elif kind == "reply":
+            ident, error = msg.get("id"), msg.get("error")
+            if type(ident) is not int or not (error is None or wire.is_error(error)):
+                raise wire.ProtocolError(f"a reply is an id and ok or [errno, text, file]: {raw[:80]!r}")
             with self.lock:  # kept only while asked for (a re-read's reply is not waited for)
-                ident, error = msg.get("id"), msg.get("error")
                 if ident in self._waiting:
                     self._replies[ident] = (None if error is None else list(error), msg.get("value"))
                     self._reply_ready.notify_all()
@@ -373,9 +377,12 @@ class RemoteSource(Source):
         if not isinstance(item, list) or len(item) != 7:
             raise wire.ProtocolError(f"an event is 7 items: {item!r:.80}")
         _, when, kind, level, device, text, fields = item
+        if not (isinstance(fields, dict) and all(type(k) is str and type(v) is str for k, v in fields.items())):
+            raise wire.ProtocolError(f"an event's fields are strings by name: {fields!r:.80}")
+        when = wire.number(when, "event time")
         self._seq += 1
-        when = self._clock() if self._clock is not None else float(when)
-        return Event(self._seq, when, str(kind), str(level), str(device), str(text), dict(fields))
+        when = self._clock() if self._clock is not None else when
+        return Event(self._seq, when, str(kind), str(level), str(device), str(text), fields)
 
     def _shown(self, snap: SystemSnapshot) -> SystemSnapshot:
         """The agent's snapshot as this source shows it: our numbering, the host, and a note
@@ -396,11 +403,11 @@ class RemoteSource(Source):
             self._snap = dataclasses.replace(self._snap, hosts=(self.host,))
         self.changed()
 
-    def _emit(self, kind: str, device: str, text: str, level: str) -> None:
+    def _emit(self, kind: str, device: str, text: str, level: str, fields: dict[str, str] | None = None) -> None:
         with self.lock:
             self._seq += 1
             self._snap = dataclasses.replace(self._snap, seq=self._seq)
-            event = Event(self._seq, self.now(), kind, level, device, text, {})
+            event = Event(self._seq, self.now(), kind, level, device, text, fields or {})
             self.publish(event)
 
     def _send(self, data: bytes) -> None:

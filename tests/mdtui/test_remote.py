@@ -355,3 +355,101 @@ async def test_a_machine_that_cannot_be_reached_is_shown_and_the_others_work(tmp
         await settle(app)
         assert app.snapshot.device("sim/1-1").refcount == 1
     gone.stop()
+
+
+# -- an agent that answers wrongly (the hostile review's findings) -----------------------------
+
+
+def scripted_agent(tmp_path: Path, reply: object, hello_clock: float = 1.0, event_time: float = 1.0) -> list[str]:
+    """A stand-in for ssh whose 'agent' says hello, sends an empty state with one event, then
+    answers every request with ``reply`` (JSON written as Python's json writes it: NaN too)."""
+    from mdtui import persist
+    from mdtui.sources.remote import EMPTY
+
+    state = wire.keyed(persist.plain(EMPTY))
+    lines = [
+        {"v": 1, "t": "hello", "host": "x", "clock": hello_clock, "user": "u"},
+        {"v": 1, "t": "update", "events": [[1, event_time, "trace", "info", "x", "hello", {}]], "snapshot": state},
+    ]
+    script = tmp_path / "agent.py"
+    script.write_text(
+        "import json, os, sys\n"
+        f"for line in {json.dumps([json.dumps(x) for x in lines])}:\n"
+        "    os.write(1, line.encode() + b'\\n')\n"
+        "buf = b''\n"
+        "while True:\n"
+        "    data = os.read(0, 65536)\n"
+        "    if not data:\n"
+        "        break\n"
+        "    buf += data\n"
+        "    *lines, buf = buf.split(b'\\n')\n"
+        "    for raw in lines:\n"
+        "        if b'{\"v\"' in raw:  # a request (after the agent's bytes, which it never runs)\n"
+        "            ident = json.loads(raw[raw.index(b'{\"v\"'):])['id']\n"
+        f"            answer = {{'v': 1, 't': 'reply', 'id': ident, 'error': {reply!r}}}\n"
+        "            os.write(1, json.dumps(answer).encode() + b'\\n')\n"
+    )
+    return fake_ssh(tmp_path, f"exec {sys.executable} {script}")
+
+
+@pytest.mark.parametrize("error", [[1, 2], "boom", {}, ["EIO", "bad", None], [5, "x", 3]])
+def test_a_reply_of_the_wrong_shape_ends_the_connection_not_the_caller(tmp_path: Path, error: object) -> None:
+    source = RemoteSource("board-a", ssh=scripted_agent(tmp_path, error), backoff=FAST)
+    said: list[str] = []
+    source.subscribe(lambda e: said.append(e.text))
+    try:
+        assert source.ready(10) == []
+        with pytest.raises(OSError) as refused:  # an OSError, whatever the agent said: the app shows it
+            source.perform(Step(0, "unbind", ("au0828", "1-1:1.0")))
+        assert refused.value.errno == errno.ENOTCONN
+        wait(lambda: any("the agent sent what this mdtui cannot read (a reply is" in t for t in said))
+        wait(lambda: source.connections >= 2)  # and it is tried again
+    finally:
+        source.stop()
+
+
+@pytest.mark.parametrize(("clock", "when"), [(float("nan"), 1.0), (float("inf"), 1.0), (1.0, float("nan"))])
+def test_times_that_are_no_numbers_are_refused(tmp_path: Path, clock: float, when: float) -> None:
+    source = RemoteSource("board-a", ssh=scripted_agent(tmp_path, None, clock, when), backoff=FAST)
+    try:
+        (reason,) = source.ready(10)
+        assert "cannot read" in reason and "number" in reason
+    finally:
+        source.stop()
+
+
+def test_options_before_the_subcommand_are_kept(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    ssh = fake_ssh(tmp_path, 'echo "ssh: connect to host gone port 22: Connection refused" >&2; exit 255')
+    os.environ["MDTUI_SSH"] = ssh[0]
+    try:
+        assert main(["--source", "ssh:gone", "dump"]) == 1  # not the simulated kernel
+    finally:
+        del os.environ["MDTUI_SSH"]
+    assert "mdtui dump: gone: host unreachable" in capsys.readouterr().err
+    assert main(["--source", "sim", "--variant", "v10", "dump", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["notes"][0].endswith("(allocator: v10)")
+
+
+def test_the_agent_answers_a_malformed_request_and_goes_on() -> None:
+    body = pack.payload({})
+    proc = subprocess.Popen(
+        ["sh", "-c", pack.command(len(body), oldest_python())], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd="/"
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(body)
+    for request in (
+        wire.request(1, "perform", command="bind", args=["a", "b", "c"]),
+        wire.request(2, "perform", command="unbind", args=[]),
+        wire.request(3, "machine", method="__init__", args=[]),
+        wire.request(4, "nonsense"),
+    ):
+        proc.stdin.write(request)
+    proc.stdin.flush()
+    replies = {}
+    while len(replies) < 4:
+        msg = wire.parse(proc.stdout.readline())
+        if msg["t"] == "reply":
+            replies[msg["id"]] = msg["error"][0]
+    assert replies == {1: errno.EINVAL, 2: errno.EINVAL, 3: errno.EINVAL, 4: errno.EINVAL}
+    proc.stdin.close()
+    assert proc.wait(10) == 0  # alive until its input ended

@@ -119,7 +119,13 @@ def test_a_refusal_of_the_target_is_its_oserror(tmp_path: Path) -> None:
         with pytest.raises(OSError) as gone:  # an open's errno and file, as the target's os.open raised them
             machine.open(str(tmp_path / "no-such-node"), "test")
         assert (gone.value.errno, gone.value.filename) == (errno.ENOENT, str(tmp_path / "no-such-node"))
-        assert machine.artifact(3, OSError(errno.ENOTTY, "x")) is None  # the fd was not opened before its ioctls
+        for call in (lambda: machine.artifact(0, OSError(errno.ENOTTY, "x")), lambda: machine.close(0)):
+            with pytest.raises(OSError) as theirs:  # the agent's own input is no file of the soak's
+                call()
+            assert theirs.value.errno == errno.EBADF and "not a file the soak opened here" in theirs.value.strerror
+        with pytest.raises(OSError) as path:
+            machine.unplug("../../../../proc/sys")
+        assert path.value.errno == errno.EINVAL and "a name, not a path" in path.value.strerror
         with pytest.raises(OSError) as bad:
             source.call("machine", method="bind", args=["au0828"])  # one argument short
         assert bad.value.errno == errno.EINVAL
