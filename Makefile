@@ -52,6 +52,7 @@ bench: $(STAMP) rig-preload bytecode
 	$(PY) bench/tui_bench.py
 	$(PY) bench/live_bench.py
 	$(PY) bench/rig_bench.py
+	$(PY) bench/remote_bench.py
 
 screenshots: $(STAMP)
 	$(PY) -m mdtui.scenarios screenshots

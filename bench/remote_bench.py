@@ -192,10 +192,11 @@ def inside() -> None:
             version = subprocess.run([python, "-V"], capture_output=True, text=True).stdout.strip()
             print(f"target python3: {version}; OpenSSH on 127.0.0.1:{server.port}")
             cost = agent_cost()
-            print(
-                f"agent's own work per change, off the rig ({sys.version.split()[0]}): "
-                f"p50 {percentile(cost, 50):.1f} ms, p99 {percentile(cost, 99):.1f} ms"
-            )
+            for name, part in (("unbind", cost[0::2]), ("bind", cost[1::2])):
+                print(
+                    f"agent's own work per {name}, off the rig ({sys.version.split()[0]}): "
+                    f"p50 {percentile(part, 50):.1f} ms, p99 {percentile(part, 99):.1f} ms"
+                )
 
             # bytes: one agent, its lines counted
             lines: list[bytes] = []
