@@ -35,6 +35,7 @@ from .palette import ActionCommands
 from .pipeline import Pipeline, Update
 from .script import ScriptError, parse
 from .sources import Source
+from .theme import remember
 from .widgets.detail import Detail
 from .widgets.device_list import DeviceList
 from .widgets.event_log import EventLog
@@ -92,8 +93,13 @@ class MdtuiApp(App[None]):
         *,
         export_dir: Path | None = None,
         redesign: Callable[[str], Source] | None = None,
+        theme: str | None = None,
     ) -> None:
+        """``theme``: shown from the start and not remembered (``None``: Textual's default,
+        or what the CLI chose with ``mdtui.theme.choose``)."""
         super().__init__()
+        if theme is not None:
+            self.theme = theme
         self.source = source
         #: the same machine (the same script) on another allocator design; None: not simulated
         self.redesign = redesign
@@ -129,6 +135,8 @@ class MdtuiApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # a theme chosen from now on (the palette's "Change theme") is the next start's
+        self.theme_changed_signal.subscribe(self, lambda theme: remember(theme.name))
         loop = asyncio.get_running_loop()
         if not self.is_headless:  # a real terminal: end with it (mdtui/terminal.py)
             self._unwatch_terminal = terminal.watch(loop, self._quit_with)

@@ -55,6 +55,14 @@ needs Debian's umockdev, gir1.2-umockdev-1.0, python3-gi and a C compiler.
 """
 
 
+#: Textual's themes (mdtui/theme.py; named here without importing Textual, which only the TUI needs)
+THEMES = (
+    "ansi-dark", "ansi-light", "atom-one-dark", "atom-one-light", "catppuccin-frappe", "catppuccin-latte",
+    "catppuccin-macchiato", "catppuccin-mocha", "dracula", "flexoki", "gruvbox", "monokai", "nord", "rose-pine",
+    "rose-pine-dawn", "rose-pine-moon", "solarized-dark", "solarized-light", "textual-dark", "textual-light",
+    "tokyo-night",
+)  # fmt: skip
+
 VARIANT_HELP = (
     "the simulated allocator's design: the 2016 patch (v3, v4), the 2019 one (v10), mainline (the default), "
     "or fixed (mainline with its release race closed)"
@@ -137,6 +145,14 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"mdtui {__version__}")
     _common(p, top=True)
+    p.add_argument(
+        "--theme",
+        choices=THEMES,
+        metavar="THEME",
+        help="the TUI's colours for this run, one of Textual's themes (default: the one last chosen with the "
+        "palette's 'Change theme', else textual-dark): "
+        + ", ".join(THEMES),
+    )
     sub = p.add_subparsers(dest="command", metavar="{watch,dump,soak,compare,metrics,rig}")
     w = sub.add_parser(
         "watch",
@@ -341,7 +357,9 @@ def main(
         """The same machine on another allocator design: the script (or the default world) again."""
         return build(steps if args.script else None, variant=variant, clock=clock)[0]
 
-    app = MdtuiApp(source, redesign=redesign if source.simulated else None)
+    from .theme import choose
+
+    app = MdtuiApp(source, redesign=redesign if source.simulated else None, theme=choose(args.theme))
     app.run()
     if app.return_code == 1 and app.crash_report is not None:
         print(f"mdtui: crashed; the traceback is above and in {app.crash_report}", file=sys.stderr)

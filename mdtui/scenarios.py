@@ -36,11 +36,18 @@ class Scenario:
     keys: tuple[str, ...] = ()
     size: tuple[int, int] = (120, 40)
     palette: str | None = None  # open the command palette and type this
+    theme: str | None = None  # one of Textual's themes (None: its default, textual-dark)
 
 
 SCENARIOS = [
     Scenario("default_world_wide", "The default world: a shared HVR-950Q and a webcam"),
     Scenario("default_world_80x24", "The same at 80x24", size=(80, 24)),
+    Scenario(
+        "deferred_release_light",
+        "A kept reference, in a light theme (textual-light)",
+        "open /dev/video0 tvheadend\nunbind au0828 1-1:1.0",
+        theme="textual-light",
+    ),
     Scenario("after_unbinding_au0828", "au0828 unbound: refcount 1, still registered", "unbind au0828 1-1:1.0"),
     Scenario(
         "after_unbinding_both",
@@ -60,11 +67,13 @@ SCENARIOS = [
 ]
 
 
-def make_app(export_dir: Path | None = None) -> MdtuiApp:
+def make_app(export_dir: Path | None = None, theme: str | None = None) -> MdtuiApp:
     """The default world, with a clock that ticks 1 ms per reading (also when it is built
     again on another allocator design)."""
     source, _ = build(clock=fake_clock())
-    return MdtuiApp(source, export_dir=export_dir, redesign=lambda v: build(variant=v, clock=fake_clock())[0])
+    return MdtuiApp(
+        source, export_dir=export_dir, redesign=lambda v: build(variant=v, clock=fake_clock())[0], theme=theme
+    )
 
 
 async def settle(app: MdtuiApp) -> None:
@@ -135,7 +144,7 @@ def run_before(scenario: Scenario) -> Callable[[Pilot], object]:
 
 
 async def screenshot(scenario: Scenario, directory: Path) -> Path:
-    app = make_app()
+    app = make_app(theme=scenario.theme)
     async with app.run_test(size=scenario.size) as pilot:
         await run_before(scenario)(pilot)
         path = directory / f"{scenario.name}.svg"

@@ -10,4 +10,4 @@ from mdtui.scenarios import SCENARIOS, Scenario, make_app, run_before
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_screen(snap_compare, scenario: Scenario) -> None:
-    assert snap_compare(make_app(), terminal_size=scenario.size, run_before=run_before(scenario))
+    assert snap_compare(make_app(theme=scenario.theme), terminal_size=scenario.size, run_before=run_before(scenario))
