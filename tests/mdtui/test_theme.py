@@ -3,6 +3,8 @@ names no theme ignored, and the CLI's list of names equal to Textual's."""
 
 from __future__ import annotations
 
+import io
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from textual.theme import BUILTIN_THEMES
 from mdtui import theme
 from mdtui.cli import THEMES, main
 from mdtui.scenarios import make_app, settle
+from mdtui.watch import Printer
 
 
 @pytest.fixture(autouse=True)
@@ -49,3 +52,21 @@ async def test_a_theme_chosen_in_the_app_is_remembered_and_one_given_is_not() ->
         app.theme = "textual-light"  # what the palette's "Change theme" does
         await pilot.pause()
     assert theme.remembered() == "textual-light"
+
+
+@pytest.mark.parametrize("no_color", [False, True])
+def test_watch_takes_no_colour_under_no_color(monkeypatch: pytest.MonkeyPatch, no_color: bool) -> None:
+    """https://no-color.org: styles (bold, dim) may stay, colours go."""
+    if no_color:
+        monkeypatch.setenv("NO_COLOR", "1")
+    else:
+        monkeypatch.delenv("NO_COLOR", raising=False)
+    out = io.StringIO()
+    Printer(out, False, True).line(1.0, "uevent", "media0", "add /devices/...")  # as on a terminal
+    coloured = re.compile(r"\x1b\[([0-9]+;)*(3[0-7]|9[0-7])(;[0-9]+)*m")
+    assert bool(coloured.search(out.getvalue())) is not no_color, repr(out.getvalue())
+
+
+def test_dump_text_is_never_styled(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dump", "--source", "sim"]) == 0
+    assert "\x1b[" not in capsys.readouterr().out
