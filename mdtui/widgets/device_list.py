@@ -6,6 +6,7 @@ the cursor steps over those rows."""
 from __future__ import annotations
 
 from collections.abc import Hashable
+from typing import NamedTuple
 
 from rich.cells import cell_len
 from rich.style import Style
@@ -82,7 +83,7 @@ class DeviceList(Lines, can_focus=True):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
         self._keys: list[str | None] = []  # per row: its device's key, None for a machine's row
-        self._cells: list[tuple[Pieces, ...] | Pieces] = []  # per row: its cells, or a machine's line
+        self._cells: list[tuple[Pieces, ...] | HostLine] = []  # per row: its cells, or a machine's line
         self._column_widths: tuple[int, ...] = ()
         #: per device key: the view last shown, its cells and their widths
         self._known: dict[str, tuple[MediaDeviceView, tuple[Pieces, ...], tuple[int, ...]]] = {}
@@ -159,8 +160,8 @@ class DeviceList(Lines, can_focus=True):
         )
 
     def render_row(self, row: Hashable) -> Pieces:
-        if len(row) != 2 or not isinstance(row[1], tuple) or not all(isinstance(w, int) for w in row[1]):  # type: ignore[arg-type]
-            return row  # type: ignore[return-value]  # a machine's line
+        if isinstance(row, HostLine):
+            return row.pieces
         cells, widths = row  # type: ignore[misc]
         pieces: list[tuple[str, str]] = []
         for cell, width in zip(cells, widths, strict=True):
@@ -259,12 +260,17 @@ def _groups(snap: SystemSnapshot) -> list[MediaDeviceView | HostView]:
     return out
 
 
-def _host_line(host: HostView) -> Pieces:
-    """``▾ board-a  connected`` (the detail after it: why not, and when it is tried again)."""
+class HostLine(NamedTuple):
+    """A machine's row: `` board-a  connected`` (then why not, and when it is tried again)."""
+
+    pieces: Pieces
+
+
+def _host_line(host: HostView) -> HostLine:
     line: list[tuple[str, str]] = [(f" {host.name}  ", "bold"), (host.state, HOST_STYLE.get(host.state, ""))]
     if host.detail:
         line.append((f": {host.detail}", "dim"))
-    return tuple(line)
+    return HostLine(tuple(line))
 
 
 def _clip(cell: Pieces, width: int) -> Pieces:
