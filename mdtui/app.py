@@ -10,11 +10,13 @@ comes back as a notification in the kernel's wording.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.terminal_theme import TerminalTheme
 from textual import events, on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -38,8 +40,10 @@ from .sources import Source
 from .theme import remember
 from .widgets.detail import Detail
 from .widgets.device_list import DeviceList
-from .widgets.event_log import EventLog
+from .widgets.event_log import KEEP, EventLog
 from .widgets.modules import ModuleList
+
+LOG = logging.getLogger(__name__)
 
 textual_fixes.apply()
 
@@ -61,6 +65,23 @@ IDLE_GC_AFTER = 2.0
 #: (SETUP_LINK, ``media-ctl -l``) sends no uevent and leaves topology_version alone, so
 #: nothing else would show it; no other tab wakes the app up
 REREAD_PERIOD = 1.0
+
+
+#: the terminal colours (rich's "yellow", "green", ...: states, event kinds) under a light
+#: truecolor theme: Textual's own (Alabaster) with its yellow, green and cyan darkened to at
+#: least 4.5:1 on textual-light's #e0e0e0 (Alabaster's yellow is 2.1:1 there)
+LIGHT_ANSI = TerminalTheme(
+    (247, 247, 247),
+    (0, 0, 0),
+    [
+        (0, 0, 0), (170, 55, 49), (47, 107, 26), (122, 86, 0),
+        (50, 92, 192), (122, 62, 157), (0, 106, 143), (247, 247, 247), (119, 119, 119),
+    ],
+    [
+        (170, 55, 49), (47, 107, 26), (122, 86, 0), (0, 122, 204),
+        (150, 50, 150), (0, 106, 143), (247, 247, 247),
+    ],
+)  # fmt: skip
 
 
 class Updated(Message):
@@ -94,12 +115,22 @@ class MdtuiApp(App[None]):
         export_dir: Path | None = None,
         redesign: Callable[[str], Source] | None = None,
         theme: str | None = None,
+        confirm: str = "live",
+        event_log: int = KEEP,
+        keymap: Mapping[str, str] | None = None,
     ) -> None:
-        """``theme``: shown from the start and not remembered (``None``: Textual's default,
-        or what the CLI chose with ``mdtui.theme.choose``)."""
+        """``theme``: shown from the start and not remembered (``None``: Textual's default).
+        ``confirm``: when a destructive step asks first (mdtui/config.py CONFIRM); ``event_log``:
+        the entries the event log keeps; ``keymap``: binding ids (the commands' names) to keys."""
         super().__init__()
+        self.ansi_theme_light = LIGHT_ANSI
         if theme is not None:
             self.theme = theme
+        self.confirm = confirm
+        self.event_log_length = event_log
+        self.keymap: Mapping[str, str] = dict(keymap or {})
+        if self.keymap:
+            self.set_keymap(dict(self.keymap))
         self.source = source
         #: the same machine (the same script) on another allocator design; None: not simulated
         self.redesign = redesign
@@ -130,7 +161,7 @@ class MdtuiApp(App[None]):
                 yield TabPane("Drawing", id="tab-drawing")
                 yield TabPane("Interfaces", id="tab-interfaces")
             yield ModuleList(id="modules")
-        yield EventLog(id="log")
+        yield EventLog(id="log", keep=self.event_log_length)
         yield Input(placeholder="filter events: text, or kind:trace / kind:error ...", id="filter")
         yield Footer()
 
@@ -202,7 +233,9 @@ class MdtuiApp(App[None]):
             log = self.query_one(EventLog)
         except NoMatches:  # the screen has gone (the app is closing): nothing to show it on
             return
+        LOG.debug("update: %d events, %d changes", len(update.events), len(update.changes))
         for error in update.errors:
+            LOG.warning("could not read the system: %s", error)
             self.notify(error, title="Could not read the system", severity="error")
         log.add_events(update.events, update.changes, update.when)
         self.snapshot = update.snapshot
@@ -321,11 +354,14 @@ class MdtuiApp(App[None]):
         self.perform(step)
 
     def perform(self, step: Step) -> None:
-        """Take a step, asking first when it is destructive on a live system."""
-        if not self.source.simulated and REGISTRY[step.command].destructive:
+        """Take a step, asking first when it is destructive (on a live system, unless the
+        configuration's ``confirm`` says always or never)."""
+        asks = self.confirm == "always" or (self.confirm == "live" and not self.source.simulated)
+        if asks and REGISTRY[step.command].destructive:
             from .screens.choice import ConfirmScreen
 
             def confirmed(yes: bool | None) -> None:
+                LOG.info("%s%s: %s", step, where, "confirmed" if yes else "not confirmed")
                 if yes:
                     self.run_worker(lambda: self._perform(step), thread=True, group="actions")
 
@@ -335,9 +371,12 @@ class MdtuiApp(App[None]):
         self.run_worker(lambda: self._perform(step), thread=True, group="actions")
 
     def _perform(self, step: Step) -> None:
+        where = f" on {step.host}" if step.host else ""
+        LOG.info("%s%s", step, where)
         try:
             self.source.perform(step)
         except KernelError as exc:
+            LOG.warning("%s%s: refused: %s: %s", step, where, exc.errno_name, exc.strerror)
             self.call_from_thread(
                 self.notify,
                 str(exc.strerror),
@@ -383,7 +422,7 @@ class MdtuiApp(App[None]):
     def action_help(self) -> None:
         from .screens.help import HelpScreen  # Markdown: ~30 ms of imports the first frame does without
 
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(self.keymap))
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)

@@ -54,6 +54,32 @@ examples:
 needs Debian's umockdev, gir1.2-umockdev-1.0, python3-gi and a C compiler.
 """
 
+WATCH_HELP = """\
+Print one line per event until Ctrl-C (or SIGTERM): uevents, module loads and unloads, the
+allocator's changes (media0 refcount 2->1, with their cause) and errors, as TIME KIND DEVICE
+TEXT; styled on a terminal, plain when piped.  The events that built the world come first.
+With --script, the script's steps are made and watched, and it ends after them unless
+--follow.
+
+examples:
+  mdtui watch --source live
+  mdtui watch --source sim --script lifecycle.txt --json
+"""
+
+DUMP_HELP = """\
+Print the current state once: each media device with the allocator's view (its refcount,
+owner module, holders, open files), then its graph.  --format text (the default) is the
+allocator's view and media-ctl -p's listing; json is the snapshot as a document for
+machines (the schema: mdtui/dump.schema.json); dot is the graph for Graphviz, as media-ctl
+--print-dot draws it (--interfaces adds the interface nodes).  --bundle writes all of them
+into a bug-report bundle instead.
+
+examples:
+  mdtui dump --format json --device media0
+  mdtui dump --format dot --device media0 --interfaces | dot -Tsvg > media0.svg
+  sudo mdtui dump --source live --bundle mdtui-report.tar.gz
+"""
+
 
 #: Textual's themes (mdtui/theme.py; named here without importing Textual, which only the TUI needs)
 THEMES = (
@@ -67,6 +93,21 @@ VARIANT_HELP = (
     "the simulated allocator's design: the 2016 patch (v3, v4), the 2019 one (v10), mainline (the default), "
     "or fixed (mainline with its release race closed)"
 )
+
+
+#: the subcommands each of whose module holds DESCRIPTION (with two examples),
+#: ``add_arguments(parser)`` and ``run(args, out) -> int``
+TOOLS = {
+    "soak": "run the kernel's allocator tests against one device, with a pass/fail verdict",
+    "compare": "run one lifecycle script on each allocator design, step by step, side by side",
+    "metrics": "export the media devices as Prometheus metrics (/metrics over HTTP, or a textfile)",
+    "serve": "serve the TUI to a web browser (textual-serve; localhost unless --public)",
+    "completion": "print a bash, zsh or fish completion script",
+    "config": "show the effective configuration and where each value came from",
+}
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 class UsageError(Exception):
@@ -134,12 +175,23 @@ def _common(p: argparse.ArgumentParser, top: bool = False) -> None:
         default=default(False),
         help="live: follow the allocator's debug lines on /dev/kmsg (root, debugfs)",
     )
+    p.add_argument(
+        "--config",
+        metavar="PATH",
+        default=default(None),
+        help="the configuration file (default: $MDTUI_CONFIG, else $XDG_CONFIG_HOME/mdtui/config.toml; "
+        "'mdtui config --print' shows what it sets)",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mdtui",
-        description="Inspect media devices shared through the Media Device Allocator API.",
+        description="Inspect media devices shared through the Media Device Allocator API.\n\n"
+        "examples:\n"
+        "  mdtui                                   the TUI on this machine, or the simulated one\n"
+        "  mdtui --source sim --script lifecycle.txt\n"
+        "  mdtui --source ssh:root@dut --source ssh:lab2 --read-only",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -149,14 +201,33 @@ def parser() -> argparse.ArgumentParser:
         "--theme",
         choices=THEMES,
         metavar="THEME",
-        help="the TUI's colours for this run, one of Textual's themes (default: the one last chosen with the "
-        "palette's 'Change theme', else textual-dark): "
-        + ", ".join(THEMES),
+        help="the TUI's colours for this run, one of Textual's themes (default: the configuration's theme, else "
+        "the one last chosen with the palette's 'Change theme', else textual-dark): " + ", ".join(THEMES),
     )
-    sub = p.add_subparsers(dest="command", metavar="{watch,dump,soak,compare,metrics,rig}")
+    p.add_argument(
+        "--log",
+        metavar="FILE",
+        help="append a log to FILE: mdtui's own (sources, updates, actions, errors) and, at --log-level debug, "
+        "Textual's",
+    )
+    p.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default="info",
+        help="with --log: debug (everything, Textual's log too), info (the default: connections, actions, "
+        "refusals), warning (what went wrong) or error",
+    )
+    p.add_argument(
+        "--dev",
+        action="store_true",
+        help="send Textual's log, print() and the DOM's events to 'textual console' (pip install textual-dev; "
+        "run 'textual console' in another terminal first)",
+    )
+    sub = p.add_subparsers(dest="command", metavar="{" + ",".join(["watch", "dump", *TOOLS, "rig"]) + "}")
     w = sub.add_parser(
         "watch",
         help="print one line per event until Ctrl-C",
+        description=WATCH_HELP,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -169,10 +240,19 @@ def parser() -> argparse.ArgumentParser:
         help="with --script: keep watching after the script (the default without one)",
     )
     d = sub.add_parser(
-        "dump", help="print the current state once", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+        "dump",
+        help="print the current state once",
+        description=DUMP_HELP,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common(d)
-    d.add_argument("--format", choices=("text", "json", "dot"), help="what to print (default: text)")
+    d.add_argument(
+        "--format",
+        choices=("text", "json", "dot"),
+        help="what to print: text (the default: the allocator's view, then media-ctl -p's listing), json (the "
+        "snapshot as a document, mdtui/dump.schema.json) or dot (the graph for Graphviz, as media-ctl --print-dot)",
+    )
     d.add_argument(
         "--bundle",
         metavar="FILE",
@@ -186,13 +266,10 @@ def parser() -> argparse.ArgumentParser:
         help="only this media device: its node (media0, /dev/media0), bus_info (usb-0000:00:14.0-1), "
         "driver or a piece of its model; exit 2 when that names several",
     )
-    from . import compare, metrics, soak
+    import importlib
 
-    for tool, name, summary in (
-        (soak, "soak", "run the kernel's allocator tests against one device, with a pass/fail verdict"),
-        (compare, "compare", "run one lifecycle script on each allocator design, step by step, side by side"),
-        (metrics, "metrics", "export the media devices as Prometheus metrics (/metrics over HTTP, or a textfile)"),
-    ):
+    for name, summary in TOOLS.items():
+        tool = importlib.import_module(f".{name}", __package__)
         tool.add_arguments(
             sub.add_parser(
                 name,
@@ -318,14 +395,33 @@ def main(
     if out is None and args.command in ("dump", "watch"):  # started with stdout closed (>&-)
         print(f"mdtui {args.command}: no standard output to write to (EBADF)", file=sys.stderr)
         return 1
-    if args.command in ("soak", "compare"):
-        from . import compare, soak
+    if args.dev and args.command is not None:
+        print(f"mdtui: --dev connects the TUI to 'textual console': not for 'mdtui {args.command}'", file=sys.stderr)
+        return 2
+    if args.log is not None or args.dev:
+        from . import logs
 
-        return (soak if args.command == "soak" else compare).run(args, out)
-    if args.command == "metrics":
-        from . import metrics
+        try:
+            for warning in logs.setup(args.log, args.log_level, args.dev):
+                print(f"mdtui: {warning}", file=sys.stderr)
+        except logs.LogError as exc:
+            print(f"mdtui: {exc}", file=sys.stderr)
+            return 2
+    settings = None
+    if args.command in (None, "watch", "dump", "metrics"):  # what the configuration file sets
+        from . import config
 
-        return metrics.run(args, out, clock)
+        loaded = config.load_or_say(args)
+        if loaded is None:
+            return 2
+        settings = config.effective(args, loaded)
+        if not args.source and (loaded.values.keys() & {"sources", "hosts"}):
+            args.source = config.sources(settings)
+    if args.command in TOOLS:
+        import importlib
+
+        tool = importlib.import_module(f".{args.command}", __package__)
+        return tool.run(args, out, clock) if args.command == "metrics" else tool.run(args, out)
     if args.command == "rig":
         from .rig import launch
 
@@ -357,9 +453,18 @@ def main(
         """The same machine on another allocator design: the script (or the default world) again."""
         return build(steps if args.script else None, variant=variant, clock=clock)[0]
 
-    from .theme import choose
+    assert settings is not None
+    app = MdtuiApp(
+        source,
+        redesign=redesign if source.simulated else None,
+        theme=settings["theme"].value,  # type: ignore[arg-type]
+        confirm=settings["confirm"].value,  # type: ignore[arg-type]
+        event_log=settings["event_log"].value,  # type: ignore[arg-type]
+        keymap=settings["keymap"].value,  # type: ignore[arg-type]
+    )
+    from .logs import LOG
 
-    app = MdtuiApp(source, redesign=redesign if source.simulated else None, theme=choose(args.theme))
+    LOG.info("mdtui %s: the TUI on %s, theme %s", __version__, ", ".join(args.source or ["auto"]), app.theme)
     app.run()
     if app.return_code == 1 and app.crash_report is not None:
         print(f"mdtui: crashed; the traceback is above and in {app.crash_report}", file=sys.stderr)

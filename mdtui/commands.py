@@ -10,7 +10,7 @@ dispatch (a lifecycle command is the ``Kernel`` method of the same name).  Textu
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from allocator.catalog import CATALOG
@@ -50,6 +50,10 @@ class Command:
     #: its key is taken when the app reads it, before the keys typed after it are passed on
     #: (a key that moves the focus: what is typed next goes where it moved)
     priority: bool = False
+
+    def shown_key(self, keymap: Mapping[str, str]) -> str:
+        """The key as the help screen and the palette name it: the keymap's, if it has one."""
+        return keymap.get(self.name) or self.key_display or self.key
 
     @property
     def lifecycle(self) -> bool:

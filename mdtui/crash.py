@@ -7,6 +7,7 @@ to ``$XDG_STATE_HOME/mdtui/`` (``~/.local/state/mdtui/``).
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import traceback
@@ -24,6 +25,7 @@ def save(error: BaseException) -> Path | None:
     """Write the traceback of ``error``; its path, or None when it could not be written."""
     path = directory() / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
     text = f"mdtui {__version__} crashed\n\n" + "".join(traceback.format_exception(error))
+    logging.getLogger(__name__).error("%s", text)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)

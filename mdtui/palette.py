@@ -4,7 +4,7 @@ the app only through the actions it declares."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -18,6 +18,7 @@ class Inspector(Protocol):
     """What the palette reads from the app."""
 
     snapshot: SystemSnapshot
+    keymap: Mapping[str, str]
 
     @property
     def selected_device(self) -> MediaDeviceView | None: ...
@@ -59,7 +60,7 @@ class ActionCommands(Provider):
             for v in inspector.designs
         ]
         out += [
-            (c.help[0].upper() + c.help[1:], run(c.binding_action), c.key_display or c.key)
+            (c.help[0].upper() + c.help[1:], run(c.binding_action), c.shown_key(inspector.keymap))
             for c in COMMANDS.values()
             if not c.lifecycle and c.name != "quit"
         ]

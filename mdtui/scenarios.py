@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +24,7 @@ from .script import parse
 from .sources.sim import build, fake_clock
 
 if TYPE_CHECKING:
+    from .sources import Source
     from .widgets.graph import GraphDrawing
 
 
@@ -67,13 +68,20 @@ SCENARIOS = [
 ]
 
 
-def make_app(export_dir: Path | None = None, theme: str | None = None) -> MdtuiApp:
+def make_app(
+    export_dir: Path | None = None,
+    theme: str | None = None,
+    confirm: str = "live",
+    keymap: Mapping[str, str] | None = None,
+) -> MdtuiApp:
     """The default world, with a clock that ticks 1 ms per reading (also when it is built
-    again on another allocator design)."""
+    again on another allocator design); the other arguments are the configuration's."""
     source, _ = build(clock=fake_clock())
-    return MdtuiApp(
-        source, export_dir=export_dir, redesign=lambda v: build(variant=v, clock=fake_clock())[0], theme=theme
-    )
+
+    def redesign(variant: str) -> Source:
+        return build(variant=variant, clock=fake_clock())[0]
+
+    return MdtuiApp(source, export_dir=export_dir, redesign=redesign, theme=theme, confirm=confirm, keymap=keymap)
 
 
 async def settle(app: MdtuiApp) -> None:

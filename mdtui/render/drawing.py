@@ -117,7 +117,8 @@ def _box(
     edges: dict[tuple[str, int, bool], list[int]],
     ancillary: Sequence[tuple[str, bool]] = (),
 ) -> Panel:
-    body = Text(short_function(function) if function != UNKNOWN_FUNCTION else "not in the graph", style="dim")
+    body = Text()  # only the function is dim; a Text's own style would dim every link under it too
+    body.append(short_function(function) if function != UNKNOWN_FUNCTION else "not in the graph", style="dim")
     for (dst, dst_pad, enabled), pads in sorted(edges.items(), key=lambda kv: (min(kv[1]), kv[0][0])):
         arrow, style = ("━▶", "green") if enabled else ("┄▷", "dim")
         target = dst if dst_pad < 0 else f"{dst}:{dst_pad}"

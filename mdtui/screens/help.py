@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -29,14 +31,14 @@ allocator changes they caused (yellow). `/` filters (`kind:trace`, or any text).
 {keys}
 
 Errors are the kernel's own: `EBUSY` from a busy module, `ENODEV` from a bind that does not
-match. On a live system, destructive actions ask first.
+match. On a live system, destructive actions ask first (the configuration's `confirm`).
 """
 
 
-def key_table() -> str:
-    """The key table, from the one command registry (mdtui/commands.py), with the palette's
-    key, which is Textual's own."""
-    rows = [(f"`{c.key_display or c.key}`", c.help) for c in COMMANDS.values()]
+def key_table(keymap: Mapping[str, str]) -> str:
+    """The key table, from the one command registry (mdtui/commands.py) with the keymap's
+    keys, and the palette's key, which is Textual's own."""
+    rows = [(f"`{c.shown_key(keymap)}`", c.help) for c in COMMANDS.values()]
     rows.append(("`ctrl+p`", "command palette: every action, by name"))
     return "\n".join(["| key | action |", "|---|---|", *(f"| {key} | {text} |" for key, text in rows)])
 
@@ -44,9 +46,13 @@ def key_table() -> str:
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
 
+    def __init__(self, keymap: Mapping[str, str]) -> None:
+        super().__init__()
+        self.keymap = keymap
+
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
-            yield Markdown(HELP.format(keys=key_table()))
+            yield Markdown(HELP.format(keys=key_table(self.keymap)))
 
     def action_close(self) -> None:
         self.dismiss(None)

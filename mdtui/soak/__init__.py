@@ -50,6 +50,10 @@ another machine over ssh (nothing installed there: mdtui's agent runs on its pyt
 newer, as root, or inside a rig there): the scenarios and the verdict are made here, every
 step is made there; it asks first as 'live' does, unless the host is a rig.
 
+examples:
+  mdtui soak --variant mainline --race-window 5 --junit soak.xml
+  sudo mdtui soak --source live --device media0 --duration 60
+
 exit status: 0 every scenario passed, 1 one failed (or the ssh host could not be reached),
 2 the soak could not run (no shared device, not root, refused, --race-window or --read-only
 on a live machine).
@@ -94,7 +98,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--variant",
         choices=VARIANTS,
-        help="sim, rig: the allocator design to run (default mainline); live and ssh run the kernel's own",
+        help="sim, rig: the allocator design to run: v3, v4 (the 2016 patch), v10 (2019), mainline (the default) "
+        "or fixed; live and ssh run the kernel's own",
     )
     p.add_argument(
         "--device",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import logging
 import os
 import queue
 import re
@@ -82,6 +83,7 @@ AUTH = (
 )
 NO_PYTHON = "no python3 on the target (the agent needs Python 3.8 or newer, from the standard library only)"
 EMPTY = SystemSnapshot("live", 0, (), (), ())
+LOG = logging.getLogger(__name__)
 
 
 class Target:
@@ -401,6 +403,7 @@ class RemoteSource(Source):
         with self.lock:
             self.host = HostView(self.name, state, detail)
             self._snap = dataclasses.replace(self._snap, hosts=(self.host,))
+        LOG.log(logging.WARNING if state == "disconnected" else logging.INFO, "%s: %s %s", self.name, state, detail)
         self.changed()
 
     def _emit(self, kind: str, device: str, text: str, level: str, fields: dict[str, str] | None = None) -> None:

@@ -175,6 +175,9 @@ class DeviceList(Lines, can_focus=True):
             return self.get_component_rich_style("device-list--cursor")
         return self.get_component_rich_style("device-list--stripe") if index % 2 else None
 
+    def row_style_wins(self, index: int) -> bool:
+        return index == self.cursor
+
     def header_style(self) -> Style:
         return self.get_component_rich_style("device-list--header")
 

@@ -49,9 +49,10 @@ class EventLog(Lines):
 
     DEFAULT_CSS = "EventLog { overflow: auto auto; }"
 
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, keep: int = KEEP, **kwargs: object) -> None:
+        """``keep``: the entries kept for filtering (the configuration's ``event_log``)."""
         super().__init__(**kwargs)
-        self.entries: deque[Entry] = deque(maxlen=KEEP)
+        self.entries: deque[Entry] = deque(maxlen=keep)
         self.query_text = ""
         self._shown: deque[Entry] = deque(maxlen=SHOWN)
         self._width = 0  # the widest entry shown since the last filter

@@ -66,6 +66,12 @@ class Lines(ScrollView):
         """An extra style for the row at ``index`` (a cursor, stripes); ``None`` for none."""
         return None
 
+    def row_style_wins(self, index: int) -> bool:
+        """Whether the row's extra style (a cursor) is laid over the pieces' own colours, as
+        Textual's DataTable lays its cursor: a state's colour on the cursor's background can
+        be unreadable (orange on blue; on a 16-colour terminal, red on cyan)."""
+        return False
+
     def header_style(self) -> Style | None:
         return None
 
@@ -131,12 +137,14 @@ class Lines(ScrollView):
         if base is None:
             base = self._base = self.rich_style
         header = len(self._header)
+        over = None
         if y < header:
             row: Hashable = self._header[y]
             extra = self.header_style()
         elif (index := y - header + scroll_y) < len(self._rows):
             row = self._rows[index]
             extra = self.row_style(index)
+            over = extra if extra is not None and self.row_style_wins(index) else None
         else:
             return Strip.blank(width, base)
         if extra is not None:
@@ -147,6 +155,8 @@ class Lines(ScrollView):
             parse = Style.parse  # cached by rich
             pieces = self.render_row(row)
             segments = [Segment(text.translate(VISIBLE), parse(style) if style else None) for text, style in pieces]
+            if over is not None:
+                segments = list(Segment.apply_style(segments, post_style=over))
             strip = self._strips[key] = Strip(segments).apply_style(base)
         if self.ELLIPSIS and strip.cell_length > scroll_x + width > 0:
             return Strip.join([strip.crop(scroll_x, scroll_x + width - 1), Strip([Segment("…", base)])])

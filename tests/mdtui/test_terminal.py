@@ -4,17 +4,15 @@ and a crash exits non-zero saying where the traceback went."""
 from __future__ import annotations
 
 import os
-import pty
 import signal
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from mdtui.terminal import EXIT_HANGUP, EXIT_TERMINATED
+from tests.ptyterm import PtyTerminal
 
 #: a crash injected into the child: the help key raises
 CRASHING = (
@@ -25,55 +23,11 @@ CRASHING = (
 )
 
 
-class Terminal:
-    """A child on the slave side of a pty, its output collected from the master."""
-
-    def __init__(
-        self, tmp_path: Path, code: str = "import sys; from mdtui import cli; sys.exit(cli.main(['--source', 'sim']))"
-    ) -> None:
-        self.master, slave = pty.openpty()
-        os.set_blocking(self.master, True)
-        env = dict(os.environ, TERM="xterm-256color", COLUMNS="100", LINES="30", XDG_STATE_HOME=str(tmp_path))
-        # a new session without a controlling terminal: the kernel sends it no SIGHUP, so
-        # a hangup can only be seen on the terminal itself
-        self.child = subprocess.Popen(
-            [sys.executable, "-c", code], stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
-        )
-        os.close(slave)
-        self.output = bytearray()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        while True:
-            try:
-                data = os.read(self.master, 65536)
-            except OSError:
-                return
-            if not data:
-                return
-            self.output += data
-
-    def wait_for(self, text: bytes, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.output:
-            assert time.monotonic() < deadline, f"{text!r} never shown: {bytes(self.output[-400:])!r}"
-            assert self.child.poll() is None, f"exited {self.child.returncode}: {bytes(self.output[-2000:])!r}"
-            time.sleep(0.05)
-
-    def type(self, keys: bytes) -> None:
-        os.write(self.master, keys)
-
-    def hang_up(self) -> None:
-        os.close(self.master)
-
-    def finish(self, timeout: float = 5) -> int:
-        try:
-            return self.child.wait(timeout)
-        finally:
-            if self.child.poll() is None:
-                self.child.kill()
-                self.child.wait()
+def Terminal(
+    tmp_path: Path, code: str = "import sys; from mdtui import cli; sys.exit(cli.main(['--source', 'sim']))"
+) -> PtyTerminal:
+    """This Python running ``code`` on a pseudo-terminal of 30x100."""
+    return PtyTerminal([sys.executable, "-c", code], dict(os.environ, XDG_STATE_HOME=str(tmp_path)))
 
 
 def test_the_tui_ends_when_its_terminal_goes_away(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 from textual.theme import BUILTIN_THEMES
 
 from mdtui import theme
@@ -31,15 +32,6 @@ def test_an_unknown_theme_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -
         main(["--theme", "no-such-theme"])
     assert exit_.value.code == 2
     assert "invalid choice: 'no-such-theme'" in capsys.readouterr().err
-
-
-def test_choose_prefers_the_option_then_the_remembered_then_the_default() -> None:
-    assert theme.choose(None) == theme.DEFAULT  # nothing remembered
-    theme.remember("nord")
-    assert theme.choose(None) == "nord"
-    assert theme.choose("dracula") == "dracula"
-    theme.remembered_path().write_text("not-a-theme\n")  # edited, or of another Textual
-    assert theme.choose(None) == theme.DEFAULT
 
 
 @pytest.mark.asyncio
@@ -70,3 +62,19 @@ def test_watch_takes_no_colour_under_no_color(monkeypatch: pytest.MonkeyPatch, n
 def test_dump_text_is_never_styled(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["dump", "--source", "sim"]) == 0
     assert "\x1b[" not in capsys.readouterr().out
+
+
+def test_switching_the_theme_in_the_palette(snap_compare) -> None:
+    """The palette's "Change theme", as a person does it: the whole screen in the new theme."""
+
+    async def switch(pilot: Pilot[None]) -> None:
+        app = pilot.app
+        await settle(app)  # type: ignore[arg-type]
+        await pilot.press("ctrl+p", *"theme", "enter")
+        await pilot.pause()
+        await pilot.press(*"textual-light", "enter")
+        await settle(app)  # type: ignore[arg-type]
+        assert app.theme == "textual-light"
+
+    assert snap_compare(make_app(), run_before=switch, terminal_size=(120, 40))
+    assert theme.remembered() == "textual-light"
