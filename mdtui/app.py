@@ -233,9 +233,7 @@ class MdtuiApp(App[None]):
             log = self.query_one(EventLog)
         except NoMatches:  # the screen has gone (the app is closing): nothing to show it on
             return
-        LOG.debug("update: %d events, %d changes", len(update.events), len(update.changes))
         for error in update.errors:
-            LOG.warning("could not read the system: %s", error)
             self.notify(error, title="Could not read the system", severity="error")
         log.add_events(update.events, update.changes, update.when)
         self.snapshot = update.snapshot

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import errno
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -14,7 +15,7 @@ from typing import IO
 
 from allocator.mc_dev_allocator import VARIANTS
 
-from . import __version__, tuning
+from . import __version__, logs, tuning
 from .commands import LIFECYCLE, Step
 from .model import SystemSnapshot
 from .script import ScriptError, load
@@ -399,14 +400,25 @@ def main(
         print(f"mdtui: --dev connects the TUI to 'textual console': not for 'mdtui {args.command}'", file=sys.stderr)
         return 2
     if args.log is not None or args.dev:
-        from . import logs
-
         try:
             for warning in logs.setup(args.log, args.log_level, args.dev):
                 print(f"mdtui: {warning}", file=sys.stderr)
         except logs.LogError as exc:
             print(f"mdtui: {exc}", file=sys.stderr)
             return 2
+    logs.LOG.info("mdtui %s: %s", __version__, shlex.join(["mdtui", *args.argv]))
+    try:
+        status = run_command(args, out, clock)
+    finally:
+        failed = logs.failure()
+        if failed is not None:
+            print(f"mdtui: {failed}", file=sys.stderr)
+    logs.LOG.info("exit status %d", status)
+    return status
+
+
+def run_command(args: argparse.Namespace, out: IO[str], clock: Callable[[], float] | None) -> int:
+    """The command ``args`` names, with the configuration file's settings."""
     settings = None
     if args.command in (None, "watch", "dump", "metrics"):  # what the configuration file sets
         from . import config
@@ -415,6 +427,7 @@ def main(
         if loaded is None:
             return 2
         settings = config.effective(args, loaded)
+        logs.LOG.info("configuration: %s", loaded.path or f"none (looked for it by {loaded.found_by})")
         if not args.source and (loaded.values.keys() & {"sources", "hosts"}):
             args.source = config.sources(settings)
     if args.command in TOOLS:
@@ -462,9 +475,7 @@ def main(
         event_log=settings["event_log"].value,  # type: ignore[arg-type]
         keymap=settings["keymap"].value,  # type: ignore[arg-type]
     )
-    from .logs import LOG
-
-    LOG.info("mdtui %s: the TUI on %s, theme %s", __version__, ", ".join(args.source or ["auto"]), app.theme)
+    logs.LOG.info("the TUI on %s, theme %s", ", ".join(args.source or ["auto"]), app.theme)
     app.run()
     if app.return_code == 1 and app.crash_report is not None:
         print(f"mdtui: crashed; the traceback is above and in {app.crash_report}", file=sys.stderr)
@@ -501,6 +512,7 @@ def report(script: str | None, refused: list[Refusal]) -> int:
     """Name each refused step on stderr; the exit status: 1 when the kernel refused one."""
     for step, exc in refused:
         name = errno.errorcode.get(exc.errno or 0, "?")
+        logs.LOG.warning("%s:%d: %s: refused: %s: %s", script, step.line, step, name, exc.strerror)
         print(f"mdtui: {script}:{step.line}: {step}: refused: {name}: {exc.strerror}", file=sys.stderr)
     return 1 if refused else 0
 
@@ -545,8 +557,6 @@ def dump(source: Source, steps: list[Step], args: argparse.Namespace, out: IO[st
 def dump_bundle(source: Source, snap: SystemSnapshot, refused: list[Refusal], args: argparse.Namespace) -> int:
     """Write the bundle (mdtui/bundle.py); one line on stderr says what was written (the
     output stays empty: ``--bundle /dev/stdout | ssh ...`` carries the archive alone)."""
-    import shlex
-
     from . import bundle
 
     command = shlex.join(["mdtui", *getattr(args, "argv", ["dump", "--bundle", args.bundle])])

@@ -55,6 +55,10 @@ class Command:
         """The key as the help screen and the palette name it: the keymap's, if it has one."""
         return keymap.get(self.name) or self.key_display or self.key
 
+    def bound_keys(self, keymap: Mapping[str, str]) -> list[str]:
+        """The keys its binding has, as written (``?`` or ``question_mark``)."""
+        return [k.strip() for k in keymap.get(self.name, self.key).split(",")]
+
     @property
     def lifecycle(self) -> bool:
         return self.choices is not None

@@ -61,6 +61,9 @@ examples:
   mdtui --config ~/lab.toml --theme nord config --print
 """.format(ids=", ".join(COMMANDS))
 
+#: how the origin of a theme remembered from the palette ends
+PALETTE = "(the palette's last choice)"
+
 #: the keys a file may set, each with the kind of value it takes
 KEYS = ("theme", "sources", "hosts", "confirm", "event_log", "keymap")
 
@@ -98,7 +101,7 @@ class Config:
 
 def locate(explicit: str | None, environ: Mapping[str, str] = os.environ) -> tuple[Path, str, bool]:
     """The file to read, how it was found, and whether it must exist (it must when named)."""
-    if explicit:
+    if explicit is not None:
         return Path(explicit).expanduser(), "--config", True
     if environ.get("MDTUI_CONFIG"):
         return Path(environ["MDTUI_CONFIG"]).expanduser(), "$MDTUI_CONFIG", True
@@ -110,6 +113,8 @@ def locate(explicit: str | None, environ: Mapping[str, str] = os.environ) -> tup
 def load(explicit: str | None = None, environ: Mapping[str, str] = os.environ) -> Config:
     """Read and check the configuration file.  Raises ``ConfigError`` for a file mdtui
     refuses, ``OSError`` for a named file that cannot be read."""
+    if explicit == "":
+        raise OSError(errno.EINVAL, "--config '': name a file")
     path, found_by, required = locate(explicit, environ)
     try:
         data = _read(path)
@@ -120,15 +125,18 @@ def load(explicit: str | None = None, environ: Mapping[str, str] = os.environ) -
     except OSError as exc:
         raise type(exc)(exc.errno, f"{found_by} {path}: {exc.strerror}", str(path)) from None
     try:
-        text = data.decode()
+        text = data.decode().removeprefix("\ufeff")  # a BOM, as some editors write one
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ConfigError(path, f"not UTF-8 (byte {data[exc.start]:#04x})", line=line) from None
+    lines, twice = key_lines(text)
     try:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
+        if twice:  # tomllib says where it noticed ("at end of document"), not which key
+            key, (first, again) = next(iter(twice.items()))
+            raise ConfigError(path, f"set twice (first at line {first})", key, again) from None
         raise ConfigError(path, f"not TOML: {exc}", line=_decode_error_line(exc)) from None
-    lines = key_lines(text)
     values = check(table, lambda key, message: ConfigError(path, message, key, lines.get(key)))
     return Config(path, found_by, values, {k: v for k, v in lines.items() if k in values or "." in k})
 
@@ -155,22 +163,40 @@ def _decode_error_line(exc: tomllib.TOMLDecodeError) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def key_lines(text: str) -> dict[str, int]:
-    """Where each key is set: ``theme`` and ``keymap.unbind`` → its line; a table → its
-    header's line.  Keys are found as a person writes them (bare or quoted, one per line)."""
+#: a key as a person writes it: bare, "quoted" or 'quoted', dotted (keymap.unbind)
+KEY = r"""(?:"[^"]*"|'[^']*'|[A-Za-z0-9_\-]+)"""
+KEY_PARTS = re.compile(r"""("[^"]*"|'[^']*'|[A-Za-z0-9_\-]+)""")
+
+
+def key_lines(text: str) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
+    """Where each key is set (``theme``, ``keymap``, ``keymap.unbind`` → its line; a table
+    → its header's line), and the keys set twice (→ both lines).  Keys are found as a person
+    writes them: bare, quoted, dotted, under a ``[table]`` header or in an inline table."""
     lines: dict[str, int] = {}
-    table = ""
+    twice: dict[str, tuple[int, int]] = {}
+
+    def found(path: list[str], number: int, leaf: bool) -> None:
+        for depth in range(1, len(path) + 1):
+            name = ".".join(path[:depth])
+            if name in lines and leaf and depth == len(path) and name not in twice:
+                twice[name] = (lines[name], number)
+            lines.setdefault(name, number)
+
+    table: list[str] = []
     for number, line in enumerate(text.splitlines(), 1):
-        header = re.match(r"\s*\[\s*([A-Za-z0-9_\-\"' ]+?)\s*\]", line)
+        header = re.match(rf"\s*\[\s*({KEY}(?:\s*\.\s*{KEY})*)\s*\]\s*(#.*)?$", line)
         if header:
-            table = header.group(1).strip("\"' ")
-            lines.setdefault(table, number)
+            table = [p.strip("\"'") for p in KEY_PARTS.findall(header.group(1))]
+            found(table, number, leaf=True)
             continue
-        key = re.match(r"\s*(\"[^\"]*\"|'[^']*'|[A-Za-z0-9_\-]+)\s*=", line)
+        key = re.match(rf"\s*({KEY}(?:\s*\.\s*{KEY})*)\s*=\s*(.*)", line)
         if key:
-            name = key.group(1).strip("\"'")
-            lines.setdefault(f"{table}.{name}" if table else name, number)
-    return lines
+            path = [*table, *(p.strip("\"'") for p in KEY_PARTS.findall(key.group(1)))]
+            found(path, number, leaf=True)
+            inline = re.match(r"\{(.*)\}", key.group(2).strip())
+            for inner in re.findall(rf"({KEY})\s*=", inline.group(1) if inline else ""):
+                found([*path, inner.strip("\"'")], number, leaf=True)
+    return lines, twice
 
 
 def check(table: Mapping[str, object], error: Callable[[str, str], ConfigError]) -> dict[str, object]:
@@ -188,6 +214,8 @@ def check(table: Mapping[str, object], error: Callable[[str, str], ConfigError])
         elif key in ("sources", "hosts"):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise error(key, f"a list of strings, not {_toml(value)}")
+            if key == "sources" and not value:
+                raise error(key, "no source at all: name one, or leave the setting out (auto)")
             for item in value:
                 try:
                     source_name(item if key == "sources" else f"ssh:{item}")
@@ -209,7 +237,7 @@ def check(table: Mapping[str, object], error: Callable[[str, str], ConfigError])
 
 def check_keymap(keymap: object, error: Callable[[str, str], ConfigError]) -> dict[str, str]:
     """``[keymap]``: binding ids (the commands' names) to keys; two bindings on one key are
-    refused, as is a key no terminal sends."""
+    refused, as is a key Textual has no name for."""
     if not isinstance(keymap, dict):
         raise error("keymap", f"a table ([keymap]), not {_toml(keymap)}")
     for name, keys in keymap.items():
@@ -218,6 +246,8 @@ def check_keymap(keymap: object, error: Callable[[str, str], ConfigError]) -> di
         if not isinstance(keys, str) or not keys.strip():
             raise error(f"keymap.{name}", f'keys as a string ("U", "ctrl+u,U"), not {_toml(keys)}')
         for key in keys.split(","):
+            if not key.strip():
+                raise error(f"keymap.{name}", f"{keys!r}: an empty key (a comma is written 'comma')")
             if not is_key(key.strip()):
                 raise error(f"keymap.{name}", f"{key.strip()!r} is not a key Textual knows")
     # a key, one spelling → the binding and the key as written; Textual's own keys first
@@ -289,7 +319,7 @@ def effective(args: argparse.Namespace, config: Config) -> dict[str, Setting]:
     theme = pick("theme", getattr(args, "theme", None), "--theme", None)
     if theme.value is None:
         last = remembered()
-        chosen = f"{remembered_path()} (the palette's last choice)"
+        chosen = f"{remembered_path()} {PALETTE}"
         theme = Setting(last, chosen) if last else Setting(*default())
     given = getattr(args, "source", None)
     return {
@@ -315,7 +345,10 @@ def render(settings: Mapping[str, Setting], config: Config) -> str:
         head = f"# configuration file: {config.path} (found by {config.found_by})"
 
     def line(key: str, value: object, origin: str) -> str:
-        return f"{f'{key} = {_toml(value)}':<40} # {origin}"
+        """A setting; one nobody set (a default, the palette's theme) commented out, so
+        that the file printed, used as it is, changes nothing and fixes nothing."""
+        chosen = origin != "default" and not origin.startswith("default (") and not origin.endswith(PALETTE)
+        return f"{('' if chosen else '# ') + f'{key} = {_toml(value)}':<40} # {origin}"
 
     out = [head]
     out += [line(key, s.value, s.origin) for key, s in settings.items() if key != "keymap"]
@@ -346,6 +379,12 @@ def _toml(value: object) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="the configuration file to show (as 'mdtui --config PATH config')",
+    )
     p.add_argument(
         "--print",
         action="store_true",

@@ -1,11 +1,12 @@
 """``--log FILE``, ``--log-level`` and ``--dev``: where mdtui's own log (the ``mdtui``
 loggers of the standard ``logging`` module) and Textual's go.
 
-mdtui logs what a person debugging it asks first: which source and configuration a run
-took, connections made and lost, each action and its refusal, crashes.  Textual's log (the
-DOM, events, workers: much more) joins the same file at ``debug``, through Textual's own
-``TEXTUAL_LOG``; under ``--dev`` both go to ``textual console`` instead (textual-dev).
-Everything here happens before Textual is imported: it reads its environment once.
+mdtui logs what a person debugging it asks first: which command, source and configuration a
+run took, connections made and lost, each action and its refusal, each update at debug,
+crashes.  Textual's log (the DOM, events, workers: much more) joins the same file at
+``debug``, through Textual's own ``TEXTUAL_LOG``; under ``--dev`` both go to ``textual
+console`` instead (textual-dev).  Everything here happens before Textual is imported: it
+reads its environment once.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import errno
 import logging
 import os
 import socket
+import stat
+import sys
+from typing import TextIO
 
 LOG = logging.getLogger("mdtui")
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -23,17 +27,52 @@ class LogError(Exception):
     """A log that cannot be set up, in the user's terms."""
 
 
+class LogFile(logging.StreamHandler):  # type: ignore[type-arg]
+    """The log file.  A write that fails (a full disk, /dev/full) is kept, said once when
+    mdtui exits (``failure``), and ends the logging: a traceback on stderr would land on
+    the TUI's screen."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(_open(path))
+        self.path = path
+        self.failure: Exception | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.failure is None:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        if self.failure is None and isinstance(error, Exception):
+            self.failure = error
+
+
+def _open(path: str) -> TextIO:
+    """``path`` for appending: a FIFO nobody reads is refused (ENXIO) rather than waited
+    on forever, as is anything but a file, a character device or a FIFO."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        why = "no reader on that FIFO" if exc.errno == errno.ENXIO else exc.strerror
+        raise LogError(f"--log {path}: {why} ({errno.errorcode.get(exc.errno or 0, '?')})") from None
+    mode = os.fstat(fd).st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
+        os.close(fd)
+        raise LogError(f"--log {path}: not a file (EINVAL)")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "a", encoding="utf-8", errors="backslashreplace")
+
+
 def setup(path: str | None, level: str, dev: bool) -> list[str]:
     """Open the log and point Textual at it; the warnings to say on stderr (a console not
     yet listening is one: the TUI runs anyway, as ``textual run --dev`` does)."""
     warnings: list[str] = []
+    for previous in [h for h in LOG.handlers if isinstance(h, LogFile)]:  # a run in the same process before
+        LOG.removeHandler(previous)
+        previous.close()
     LOG.setLevel(getattr(logging, level.upper()))
     if path is not None:
-        try:
-            handler = logging.FileHandler(path, encoding="utf-8")
-        except OSError as exc:
-            name = errno.errorcode.get(exc.errno or 0, "?")
-            raise LogError(f"--log {path}: {exc.strerror} ({name})") from None
+        handler = LogFile(path)
         handler.setFormatter(logging.Formatter(FORMAT))
         LOG.addHandler(handler)
         if level == "debug":
@@ -43,16 +82,31 @@ def setup(path: str | None, level: str, dev: bool) -> list[str]:
             import textual_dev  # noqa: F401
         except ImportError:
             raise LogError("--dev needs textual-dev: pip install textual-dev, then run 'textual console'") from None
+        host = os.environ.get("TEXTUAL_DEVTOOLS_HOST", "127.0.0.1")
+        port_text = os.environ.get("TEXTUAL_DEVTOOLS_PORT", "8081")
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise LogError(f"--dev: TEXTUAL_DEVTOOLS_PORT={port_text!r} is not a port number")
         features = [f for f in os.environ.get("TEXTUAL", "").split(",") if f]
         os.environ["TEXTUAL"] = ",".join(dict.fromkeys([*features, "devtools", "debug"]))
         from textual.logging import TextualHandler
 
         LOG.addHandler(TextualHandler())
-        host = os.environ.get("TEXTUAL_DEVTOOLS_HOST", "127.0.0.1")
-        port = int(os.environ.get("TEXTUAL_DEVTOOLS_PORT", "8081"))
         try:
-            socket.create_connection((host, port), timeout=1).close()
+            socket.create_connection((host, int(port_text)), timeout=1).close()
         except OSError as exc:
-            name = errno.errorcode.get(exc.errno or 0, "timed out") if exc.errno else "timed out"
-            warnings.append(f"--dev: no 'textual console' at {host}:{port} ({name}): start it in another terminal")
+            name = errno.errorcode.get(exc.errno, "timed out") if exc.errno else "timed out"
+            warnings.append(f"--dev: no 'textual console' at {host}:{port_text} ({name}): start it in another terminal")
     return warnings
+
+
+def failure() -> str | None:
+    """What went wrong writing the log, if anything did (said once, on the way out)."""
+    for handler in LOG.handlers:
+        if isinstance(handler, LogFile) and handler.failure is not None:
+            error = handler.failure
+            if isinstance(error, OSError):
+                why = f"{error.strerror} ({errno.errorcode.get(error.errno or 0, '?')})"
+            else:
+                why = repr(error)
+            return f"--log {handler.path}: the log stopped at a record it could not write: {why}"
+    return None

@@ -14,6 +14,7 @@ it; the consumer says how to run a call on its thread (``call_soon``, thread-saf
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,6 +25,8 @@ from allocator import Event
 from .changes import Change, cause_of, diff
 from .model import SystemSnapshot
 from .sources import Source
+
+LOG = logging.getLogger(__name__)
 
 CallSoon = Callable[[Callable[[], None]], object]
 
@@ -128,6 +131,7 @@ class Pipeline:
             self._built(future.result())
             return
         self._building = False
+        LOG.warning("could not read the system: %s", error)
         self._ready.append(Update(self.last, (), (), self.last_when, (str(error),)))
         self._notify()
 
@@ -146,6 +150,13 @@ class Pipeline:
         when = events[-1].time if events else self.source.now() if changes else self.last_when
         self.last_when = when
         self._ready.append(Update(snap, events, changes, when))
+        LOG.debug(
+            "update to seq %d: %d events, %d changes%s",
+            snap.seq,
+            len(events),
+            len(changes),
+            "".join(f"; {c.text}" for c in changes),
+        )
         self.last = snap
         self._building = False
         self._notify()

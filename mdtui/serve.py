@@ -33,6 +33,7 @@ import contextlib
 import errno
 import ipaddress
 import os
+import re
 import shlex
 import signal
 import socket
@@ -50,6 +51,8 @@ DEFAULT_PORT = 8000
 #: seconds an mdtui gets to quit once its page is gone (or serve stops) before SIGTERM, and
 #: again before SIGKILL
 STOP_GRACE = 3.0
+#: pages served at once (each runs an mdtui): a client that opens more is refused (503)
+MAX_SESSIONS = 16
 #: the websocket's ping interval (seconds): a browser that vanished without closing its
 #: connection (a cable pulled) is noticed after twice this
 HEARTBEAT = 15.0
@@ -120,9 +123,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _before_serve(argv: Sequence[str]) -> list[str]:
-    """The options typed before ``serve`` (``mdtui --source live serve``): the TUI's too."""
+    """The options typed before ``serve`` (``mdtui --source live serve``): the TUI's too.
+    The subcommand is the first ``serve`` after options that parse whole (``--config serve
+    serve``: the first is --config's value)."""
     argv = list(argv)
-    return argv[: argv.index("serve")] if "serve" in argv else []
+    for i, word in enumerate(argv):
+        if word == "serve" and check_tui_arguments(argv[:i]) is None:
+            return argv[:i]
+    return []
 
 
 def tui_arguments(args: argparse.Namespace) -> list[str]:
@@ -173,6 +181,13 @@ def served_command(tui_args: Sequence[str]) -> list[str]:
 def address_text(host: str, port: int) -> str:
     """(ADDR, PORT) as ``ADDR:PORT``, an IPv6 address in brackets."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def host_name(header: str) -> str | None:
+    """The name in a Host header, without its port (``[::1]:8000`` → ``::1``); None when
+    it is no ``NAME[:PORT]`` or ``[IPv6][:PORT]``."""
+    found = re.fullmatch(r"(?:\[([0-9A-Fa-f:.%]+)\]|([^\s\[\]:/\\@]+))(?::\d{1,5})?", header)
+    return None if found is None else (found[1] or found[2]).lower()
 
 
 def is_loopback(address: str) -> bool:
@@ -302,7 +317,7 @@ def _die_with_parent() -> Callable[[], None]:
     return child
 
 
-def _make_server(argv: list[str], public: bool) -> Any:
+def _make_server(argv: list[str], public: bool, names: frozenset[str]) -> Any:
     """textual-serve's ``Server`` serving ``argv``, with the changes the module's docstring lists."""
     from aiohttp import web
     from textual_serve.app_service import AppService
@@ -377,8 +392,10 @@ def _make_server(argv: list[str], public: bool) -> Any:
         async def same_origin(self, request: web.Request, handler: Any) -> web.StreamResponse:
             """Refuse a request whose Host is not loopback (without --public: DNS rebinding),
             and a websocket opened by another site's page (its Origin is not this server)."""
-            host = urlsplit(f"http://{request.host}").hostname or ""
-            if not public and host != "localhost" and not is_loopback(host):
+            host = host_name(request.host)
+            if host is None:
+                raise web.HTTPBadRequest(text=f"mdtui serve: a Host header that names no host: {request.host!r}\n")
+            if not public and host not in names and not is_loopback(host):
                 raise web.HTTPForbidden(text=f"mdtui serve: not served to Host {request.host} (not a loopback name)\n")
             origin = request.headers.get("Origin")
             if request.path == "/ws" and origin is not None and urlsplit(origin).netloc.lower() != request.host.lower():
@@ -402,6 +419,10 @@ def _make_server(argv: list[str], public: bool) -> Any:
 
         async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
             """A browser connected: its own mdtui until either side goes away."""
+            if len(self.services) >= MAX_SESSIONS:
+                raise web.HTTPServiceUnavailable(
+                    text=f"mdtui serve: {MAX_SESSIONS} pages are open already, each with an mdtui of its own\n"
+                )
             websocket = web.WebSocketResponse(heartbeat=HEARTBEAT)
             width = to_int(request.query.get("width", "80"), 80)
             height = to_int(request.query.get("height", "24"), 24)
@@ -441,12 +462,15 @@ def _make_server(argv: list[str], public: bool) -> Any:
     return MdtuiServer()
 
 
-async def serve(sockets: Sequence[socket.socket], argv: list[str], public: bool, ready: Callable[[], None]) -> None:
+async def serve(
+    sockets: Sequence[socket.socket], argv: list[str], public: bool, names: frozenset[str], ready: Callable[[], None]
+) -> None:
     """Serve ``argv`` on ``sockets`` until SIGTERM, SIGINT or SIGHUP; call ``ready`` once
-    listening.  On the way out every served mdtui is ended."""
+    listening.  On the way out every served mdtui is ended.  ``names``: the host names a
+    request may use besides loopback addresses (localhost, the --host given)."""
     from aiohttp import web
 
-    server = _make_server(argv, public)
+    server = _make_server(argv, public, names)
     runner = web.AppRunner(await server._make_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     sites = [web.SockSite(runner, sock) for sock in sockets]
@@ -497,7 +521,8 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
         print(f"mdtui serve: serving {shown} at {url} (Ctrl-C stops)", file=out, flush=True)
 
     try:
-        asyncio.run(serve(sockets, argv, args.public, ready))
+        names = frozenset({"localhost", args.host.lower()})
+        asyncio.run(serve(sockets, argv, args.public, names, ready))
     except KeyboardInterrupt:  # Ctrl-C before it listened: nothing was served
         pass
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -24,9 +25,9 @@ the last `media_device_delete()` unregisters and frees it.
 *held, not registered* means a driver still holds it but `/dev/mediaN` is gone.
 **Allocator**: key USB device, owner module and its refcnt, and why each holder holds it.
 **Graph**: entities by function with their pads and links; numbered runs (DVB ts-outs) are
-folded, expand them with enter. **Drawing**: the data links, left to right; `e` unfolds.
+folded, expand them with enter. **Drawing**: the data links, left to right; `{toggle_folds}` unfolds.
 **Events** (bottom): uevents, module loads, kernel log lines, refused actions (red) and the
-allocator changes they caused (yellow). `/` filters (`kind:trace`, or any text).
+allocator changes they caused (yellow). `{filter}` filters (`kind:trace`, or any text).
 
 {keys}
 
@@ -52,7 +53,15 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
-            yield Markdown(HELP.format(keys=key_table(self.keymap)))
+            keys = {name: command.shown_key(self.keymap) for name, command in COMMANDS.items()}
+            yield Markdown(HELP.format(keys=key_table(self.keymap), **keys))
+
+    def on_key(self, event: events.Key) -> None:
+        """The key that opened it closes it too, wherever the keymap put it."""
+        keys = COMMANDS["help"].bound_keys(self.keymap)
+        if event.key in keys or (event.character is not None and event.character in keys):
+            event.stop()
+            self.dismiss(None)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -105,7 +105,8 @@ def test_print_is_a_file_that_loads_back_to_the_same_settings(own_dirs: Path) ->
     )
     text = printed("--config", str(path))
     assert 'unbind = "U"' in text and f"# {path}:7" in text
-    assert 'rmmod = "r"' in text and "# default" in text
+    assert '\ntheme = "textual-light"' in text
+    assert '\n# rmmod = "r"  ' in text and '\n# sources = ["auto"]  ' in text  # defaults: commented out
     again = write(own_dirs / "again.toml", text)
     first, second = settings("--config", str(path)), settings("--config", str(again))
     assert {k: s.value for k, s in first.items() if k != "keymap"} == {
@@ -132,6 +133,12 @@ BAD = [
     ('[keymap]\nunbind = "ctrl+frob"\n', ":2: keymap.unbind: 'ctrl+frob' is not a key", "Textual"),
     ('[keymap]\nunbind = "b"\n', ":2: keymap.unbind: 'b' is bind's key too", ""),
     ('[keymap]\nhelp = "/"\n', ":2: keymap.help: '/' is filter's key too", ""),  # / and slash: one key
+    ('theme = "nord"\n\ntheme = "dracula"\n', ":3: theme: set twice (first at line 1)", ""),
+    ('[keymap]\nunbind = "U"\n[keymap]\nbind = "B"\n', ":3: keymap: set twice (first at line 1)", ""),
+    ('keymap.unbind = "b"\n', ":1: keymap.unbind: 'b' is bind's key too", ""),
+    ('keymap = {unbind = "U", bind = "U"}\n', ":1: keymap.bind: 'U' is unbind's key too", ""),
+    ("sources = []\n", ":1: sources: no source at all", "auto"),
+    ('[keymap]\nunbind = "u,"\n', ":2: keymap.unbind: 'u,': an empty key (a comma is written 'comma')", ""),
     ('[keymap]\nunbind = "u,ctrl+p"\n', ":2: keymap.unbind: 'ctrl+p' is the command palette's key too", ""),
     ('[keymap]\nunbind = ""\n', ":2: keymap.unbind: keys as a string", ""),
 ]
@@ -219,7 +226,7 @@ async def test_the_event_log_keeps_as_many_entries_as_configured() -> None:
     app = MdtuiApp(build(clock=fake_clock())[0], event_log=100)
     async with app.run_test() as pilot:
         await settle(app)
-        for _ in range(60):  # each unbind and bind: several events
+        for _ in range(12):  # each unbind and bind: about ten entries
             app.action_perform("unbind au0828 1-1:1.0")
             await settle(app)
             app.action_perform("bind au0828 1-1:1.0")
@@ -237,3 +244,53 @@ def test_the_readme_s_example_is_a_valid_file_that_sets_every_key(own_dirs: Path
     loaded = config.load(str(path))
     assert set(loaded.values) == set(config.KEYS)
     assert loaded.values["keymap"] == {"unbind": "U", "bind": "B,ctrl+b", "tab_graph": "g"}
+
+
+def test_dotted_keys_inline_tables_and_a_bom_are_files_like_any_other(own_dirs: Path) -> None:
+    path = write(own_dirs / "c.toml", '\ufefftheme = "nord"\nkeymap.unbind = "U"\nkeymap = {}\n')
+    assert main(["--config", str(path), "config"], stdout=io.StringIO()) == 2  # keymap twice: refused
+    path.write_text('\ufefftheme = "nord"\n# the keys\nkeymap.unbind = "U"\n')
+    text = printed("--config", str(path))
+    assert f'unbind = "U"                             # {path}:3' in text
+    path.write_text('keymap = {unbind = "U"}\n')
+    assert f"# {path}:1" in printed("--config", str(path))
+
+
+def test_config_takes_config_after_it_too_and_refuses_an_empty_name(
+    own_dirs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(own_dirs / "c.toml", 'theme = "nord"\n')
+    out = io.StringIO()
+    assert main(["config", "--config", str(path), "--print"], stdout=out) == 0
+    assert f"# {path}:1" in out.getvalue()
+    assert main(["config", "--config", str(path), "--path"], stdout=out) == 0
+    assert out.getvalue().endswith(f"{path}\n")
+    assert main(["--config", "", "config"], stdout=out) == 2
+    assert "mdtui: --config '': name a file (EINVAL)" in capsys.readouterr().err
+
+
+def test_a_theme_nobody_chose_is_printed_commented_out(own_dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What --print shows, used as a file, fixes nothing the terminal or the palette decides."""
+    monkeypatch.setenv("TERM", "xterm")
+    assert '\n# theme = "ansi-dark"' in printed()
+    theme.remember("gruvbox")
+    assert '\n# theme = "gruvbox"' in printed()
+
+
+@pytest.mark.asyncio
+async def test_the_help_screen_names_the_keymap_s_keys_and_closes_on_its_help_key() -> None:
+    from textual.widgets import Markdown
+
+    from mdtui.screens.help import HelpScreen
+
+    app = make_app(keymap={"help": "h", "filter": "f", "toggle_folds": "z"})
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app)
+        await pilot.press("h")
+        await settle(app)
+        assert isinstance(app.screen, HelpScreen)
+        text = app.screen.query_one(Markdown).source
+        assert "`f` filters" in text and "`z` unfolds" in text and "`/` filters" not in text
+        await pilot.press("h")
+        await settle(app)
+        assert not isinstance(app.screen, HelpScreen)

@@ -68,7 +68,8 @@ def test_debug_adds_ours_and_textual_s_log(tmp_path: Path) -> None:
     log = tmp_path / "mdtui.log"
     run(tmp_path, str(log), "debug")
     text = log.read_text()
-    assert " DEBUG   mdtui.app: update: " in text
+    assert " DEBUG   mdtui.pipeline: update to seq " in text
+    assert "; media0 refcount 2→1 (au0828 unbound 1-1:1.0)" in text
     assert f"Writing logs to {str(log)!r}" in text  # Textual's own, through TEXTUAL_LOG
 
 
@@ -83,6 +84,63 @@ def test_a_log_that_cannot_be_written_is_named(tmp_path: Path, capsys: pytest.Ca
     where = tmp_path / "no" / "such" / "dir" / "mdtui.log"
     assert main(["--log", str(where), "dump", "--source", "sim"]) == 2
     assert f"mdtui: --log {where}: No such file or directory (ENOENT)" in capsys.readouterr().err
+
+
+def test_dump_and_watch_log_their_command_configuration_and_refusals(tmp_path: Path) -> None:
+    log = tmp_path / "mdtui.log"
+    script = tmp_path / "lifecycle.txt"
+    script.write_text("# an empty machine: nothing to remove\nrmmod au0828\n")
+    assert main(["--log", str(log), "--log-level", "debug", "dump", "--source", "sim"]) == 0
+    assert main(["--log", str(log), "watch", "--source", "sim", "--script", str(script)]) == 1
+    text = log.read_text()
+    assert " INFO    mdtui: mdtui 0.1.0: mdtui --log " in text and " dump --source sim\n" in text
+    assert " INFO    mdtui: configuration: none (looked for it by " in text
+    assert f" WARNING mdtui: {script}:2: rmmod au0828: refused: ENOENT: rmmod: ERROR: Module au0828 is not" in text
+    assert " INFO    mdtui: exit status 1\n" in text
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_a_log_that_would_block_or_is_no_file_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    import os
+
+    where = tmp_path / kind
+    if kind == "fifo":
+        os.mkfifo(where)  # nobody reads it: opening it for writing would wait for ever
+        why = "no reader on that FIFO (ENXIO)"
+    else:
+        where.mkdir()
+        why = "Is a directory (EISDIR)"
+    assert main(["--log", str(where), "dump", "--source", "sim"]) == 2
+    assert f"mdtui: --log {where}: {why}" in capsys.readouterr().err
+
+
+def test_a_log_that_fills_up_is_said_once_at_the_end_not_as_a_traceback(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mdtui", "--log", "/dev/full", "dump", "--source", "sim"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        cwd=Path(__file__).parents[2],
+    )
+    assert done.returncode == 0 and "media0" in done.stdout
+    assert done.stderr == (
+        "mdtui: --log /dev/full: the log stopped at a record it could not write: No space left on device (ENOSPC)\n"
+    )
+
+
+def test_dev_with_a_port_that_is_no_number_is_refused(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mdtui", "--dev"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TEXTUAL_DEVTOOLS_PORT": "abc"},
+        cwd=Path(__file__).parents[2],
+    )
+    assert (done.returncode, done.stderr) == (2, "mdtui: --dev: TEXTUAL_DEVTOOLS_PORT='abc' is not a port number\n")
 
 
 def test_dev_is_for_the_tui(capsys: pytest.CaptureFixture[str]) -> None:
@@ -104,7 +162,7 @@ def test_dev_sends_our_log_to_textual_console(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "COLUMNS": "200", "TERM": "dumb"},
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},  # (COLUMNS=200: 10 s of drawing)
     )
     try:
         deadline = time.monotonic() + 20

@@ -18,6 +18,7 @@ from rich.color import Color, ColorSystem
 from rich.style import Style
 from textual.geometry import Region
 from textual.screen import ModalScreen, Screen
+from textual.strip import Strip
 
 from mdtui import theme
 from mdtui.scenarios import SCENARIOS, Scenario, make_app, run_before
@@ -53,16 +54,30 @@ def measured_region(screen: Screen[object]) -> Region:
     return screen.region
 
 
-async def unreadable(scenario: Scenario, name: str, colours: int) -> list[tuple[float, str]]:
-    """The text cells under ``LEAST``: (ratio, the text around it)."""
-    app = make_app(theme=name)
+#: the themes measured: (name, colours: 0 for truecolor, 16 for a terminal of 16)
+THEMES = [("textual-dark", 0), ("textual-light", 0), ("ansi-dark", 16), ("ansi-light", 16)]
+
+
+async def unreadable(scenario: Scenario, themes: list[tuple[str, int]]) -> dict[str, list[tuple[float, str]]]:
+    """Per theme, the text cells under ``LEAST``: (ratio, the cell).  One app per
+    scenario, its theme switched under it (as the palette's "Change theme" does)."""
+    found = {}
+    app = make_app(theme=themes[0][0])
     async with app.run_test(size=scenario.size) as pilot:
         await run_before(scenario)(pilot)
-        region = measured_region(app.screen)
-        update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
+        for name, colours in themes:
+            app.theme = name
+            await pilot.pause()
+            region = measured_region(app.screen)
+            update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
+            found[name] = measure(update.strips, region, colours)  # type: ignore[attr-defined]
+    return found
+
+
+def measure(lines: list[list[Strip]], region: Region, colours: int) -> list[tuple[float, str]]:
     # the screen as the terminal shows it, cell by cell (wide characters take two)
     cells: dict[tuple[int, int], tuple[str, Style]] = {}
-    for y, chops in enumerate(update.strips):  # type: ignore[attr-defined]
+    for y, chops in enumerate(lines):
         x = 0
         for segment in (segment for chop in chops for segment in chop):
             for char in segment.text:
@@ -81,19 +96,15 @@ async def unreadable(scenario: Scenario, name: str, colours: int) -> list[tuple[
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
-@pytest.mark.parametrize(
-    ("name", "colours"),
-    [("textual-dark", 0), ("textual-light", 0), ("ansi-dark", 16), ("ansi-light", 16)],
-)
-async def test_every_text_cell_is_readable(scenario: Scenario, name: str, colours: int) -> None:
-    assert await unreadable(scenario, name, colours) == []
+async def test_every_text_cell_is_readable(scenario: Scenario) -> None:
+    assert await unreadable(scenario, THEMES) == {name: [] for name, _ in THEMES}
 
 
 @pytest.mark.asyncio
 async def test_the_measure_finds_what_a_16_colour_terminal_made_unreadable() -> None:
     """textual-dark's colours rounded to 16: the footer's orange keys become red on grey."""
-    bad = await unreadable(SCENARIOS[0], "textual-dark", 16)
-    assert (2.37, "'q' at 1,39") in bad
+    bad = await unreadable(SCENARIOS[0], [("textual-dark", 16)])
+    assert (2.37, "'q' at 1,39") in bad["textual-dark"]
 
 
 @pytest.mark.parametrize(

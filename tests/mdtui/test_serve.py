@@ -69,6 +69,31 @@ def test_the_options_given_before_serve_are_the_tuis_too() -> None:
     assert serve.tui_arguments(args) == ["--source", "sim", "--variant", "v3", "--theme", "nord"]
 
 
+def test_the_subcommand_is_found_after_options_that_take_the_word_serve_as_a_value() -> None:
+    argv = ["--config", "serve", "--theme", "nord", "serve", "--port", "0"]
+    args = parser().parse_args(argv)
+    args.argv = argv
+    assert serve.tui_arguments(args) == ["--config", "serve", "--theme", "nord"]
+
+
+@pytest.mark.parametrize(
+    ("header", "name"),
+    [
+        ("127.0.0.1:8000", "127.0.0.1"),
+        ("[::1]:8000", "::1"),
+        ("LocalHost", "localhost"),
+        ("vm:8000", "vm"),
+        ("[", None),
+        ("evil.com\\@127.0.0.1", None),
+        ("a b:80", None),
+        ("host:port", None),
+        ("", None),
+    ],
+)
+def test_host_name_takes_name_and_port_and_nothing_else(header: str, name: str | None) -> None:
+    assert serve.host_name(header) == name
+
+
 def test_the_served_command_is_this_python_running_mdtui() -> None:
     assert serve.served_command(["--source", "live"]) == [sys.executable, "-m", "mdtui", "--source", "live"]
 
@@ -330,6 +355,37 @@ def test_another_host_name_and_another_sites_websocket_are_refused() -> None:
 
         assert asyncio.run(connect("http://evil.example")) == 403
         assert asyncio.run(connect(s.url.rstrip("/"))) == 101
+        status, text = get(s.url, host="[")  # no host at all: refused, not a traceback
+        assert status == 400 and "names no host" in text
+        status, err = s.stop()
+        assert status == 0 and "Traceback" not in err, err
+
+
+def test_the_host_name_it_was_given_is_served() -> None:
+    """``--host NAME`` for a name that resolves to loopback: the URL it prints works."""
+    name = next(n for n in (socket.gethostname(), "localhost") if serve.is_loopback(socket.gethostbyname(n)))
+    with serving("--host", name, "--", "--source", "sim") as s:
+        assert get(s.url)[0] == 200, s.url
+        assert s.stop()[0] == 0
+
+
+def test_more_pages_than_max_sessions_are_refused() -> None:
+    with serving("--", "--source", "sim") as s:
+
+        async def open_pages(n: int) -> list[int]:
+            async with aiohttp.ClientSession() as session:
+                statuses, sockets = [], []
+                for _ in range(n):
+                    try:
+                        sockets.append(await session.ws_connect(f"{s.url}ws"))
+                        statuses.append(101)
+                    except aiohttp.WSServerHandshakeError as exc:
+                        statuses.append(exc.status)
+                for ws in sockets:
+                    await ws.close()
+                return statuses
+
+        assert asyncio.run(open_pages(serve.MAX_SESSIONS + 1)) == [101] * serve.MAX_SESSIONS + [503]
         assert s.stop()[0] == 0
 
 
