@@ -20,7 +20,7 @@ import sys
 from collections.abc import Iterable
 
 from . import __version__
-from .completion import help_text, metavar_of
+from .completion.tree import help_text, metavar_of
 
 #: what the page says of the environment: (variable, text)
 ENVIRONMENT = (

@@ -28,6 +28,9 @@ import pytest
 from allocator.catalog import CATALOG
 from mdtui import completion
 from mdtui.cli import THEMES, parser
+from mdtui.completion import bash as bash_script
+from mdtui.completion import lists as listing
+from mdtui.completion import tree
 from mdtui.live.sysfs import Sysfs
 from mdtui.rig.tree import write_tree
 from mdtui.sources.sim import SimSource
@@ -89,7 +92,7 @@ def scripts(home: Path) -> dict[str, Path]:
 def devices() -> list[str]:
     """What --device completes to here: the live machine's media devices, or the
     simulated default world's (this machine's /sys/bus/media, as the 'auto' source)."""
-    found = completion.devices()
+    found = listing.devices()
     assert found, "no media device to complete"
     return found
 
@@ -137,29 +140,29 @@ def test_the_values_follow_from_the_parser() -> None:
     sub.add_argument("--count", type=int, metavar="N")
     sub.add_argument("--quiet", action="store_true")
     sub.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND")
-    root = completion.walk(p)
+    root = tree.walk(p)
     [frob] = root.subcommands
     assert (frob.name, frob.summary) == ("frob", "frob it")
     values = {o.strings[-1]: o.value for o in frob.options}
     assert values == {
         "--help": None,
-        "--colour": completion.Value("choices", ("red", "blue")),
-        "--out": completion.Value("file"),
-        "--into": completion.Value("dir"),
-        "--device": completion.Value("device"),
-        "--from": completion.Value("forms", ("here", "there"), (("bundle:", "file"), ("ssh:", "host"))),
-        "--count": completion.Value("free"),
+        "--colour": tree.Value("choices", ("red", "blue")),
+        "--out": tree.Value("file"),
+        "--into": tree.Value("dir"),
+        "--device": tree.Value("device"),
+        "--from": tree.Value("forms", ("here", "there"), (("bundle:", "file"), ("ssh:", "host"))),
+        "--count": tree.Value("free"),
         "--quiet": None,
     }
     assert [pos.value.kind for pos in frob.positionals] == ["command"]
-    assert "'frob --colour') REPLY='choices red blue'" in completion.bash(root)
+    assert "'frob --colour') REPLY='choices red blue'" in bash_script.script(root)
 
 
 # -- what the scripts ask mdtui for ----------------------------------------------------------
 
 
 def test_devices_of_the_simulated_default_world() -> None:
-    assert completion.sim_devices() == [
+    assert listing.sim_devices() == [
         "media0",
         "usb-0000:00:14.0-1",
         "au0828",
@@ -178,14 +181,14 @@ def test_devices_of_a_live_machine(tmp_path: Path) -> None:
     ioctl.follow(k, tmp_path)
     sysfs = Sysfs(tmp_path / "sys", tmp_path / "dev")
     [dev] = SimSource(k).snapshot().media_devices
-    assert completion.devices(sysfs, ioctl) == ["media0", dev.info.bus_info, "au0828"]
+    assert listing.devices(sysfs, ioctl) == ["media0", dev.info.bus_info, "au0828"]
     (tmp_path / "dev" / "media0").unlink()
-    assert completion.devices(sysfs, ioctl) == ["media0"]
+    assert listing.devices(sysfs, ioctl) == ["media0"]
 
 
 def test_no_live_media_device_means_the_simulation(tmp_path: Path) -> None:
     (tmp_path / "sys" / "bus" / "media" / "devices").mkdir(parents=True)
-    assert completion.devices(Sysfs(tmp_path / "sys", tmp_path / "dev")) == completion.sim_devices()
+    assert listing.devices(Sysfs(tmp_path / "sys", tmp_path / "dev")) == listing.sim_devices()
 
 
 def test_list_prints_one_candidate_a_line(capsys: pytest.CaptureFixture[str], devices: list[str]) -> None:
@@ -200,7 +203,7 @@ def test_list_says_nothing_on_an_error_or_when_late(
     def broken() -> list[str]:
         raise OSError("no")
 
-    monkeypatch.setattr(completion, "devices", broken)
+    monkeypatch.setattr(listing, "devices", broken)
     assert completion.run(parser().parse_args(["completion", "--list", "devices"]), sys.stdout) == 0
     assert capsys.readouterr() == ("", "")
 
@@ -208,10 +211,10 @@ def test_list_says_nothing_on_an_error_or_when_late(
         time.sleep(5)
         return ["media9"]
 
-    monkeypatch.setattr(completion, "devices", hangs)
-    monkeypatch.setattr(completion, "LIST_DEADLINE", 0.2)
+    monkeypatch.setattr(listing, "devices", hangs)
+    monkeypatch.setattr(listing, "LIST_DEADLINE", 0.2)
     start = time.monotonic()
-    assert completion.candidates("devices") == []
+    assert listing.candidates("devices") == []
     assert time.monotonic() - start < 2
 
 
