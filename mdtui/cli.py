@@ -391,7 +391,12 @@ def main(
     stdout: IO[str] | None = None,
 ) -> int:
     out = stdout or sys.stdout
-    args = parser().parse_args(argv)
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    if extra:  # what parse_args says, and for serve where the TUI's options go
+        after = " (the TUI's options go after --, as in: mdtui serve --port 8080 -- --source live)"
+        hint = after if args.command == "serve" else ""
+        p.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
     args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed: a bundle's README says it
     if out is None and args.command in ("dump", "watch"):  # started with stdout closed (>&-)
         print(f"mdtui {args.command}: no standard output to write to (EBADF)", file=sys.stderr)

@@ -441,3 +441,12 @@ def test_an_mdtui_that_cannot_start_ends_its_session(tmp_path: Path) -> None:
         assert s.process.poll() is None
         status, err = s.stop()
         assert status == 0 and "Application failed to start" in err
+
+
+def test_the_tuis_options_before_the_double_dash_are_refused_with_a_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    from mdtui.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["serve", "--port", "0", "--source", "sim"])
+    assert exc.value.code == 2
+    assert "unrecognized arguments: --source (the TUI's options go after --, as in: " in capsys.readouterr().err
