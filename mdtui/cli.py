@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import IO
 
+from allocator.catalog import CATALOG
 from allocator.mc_dev_allocator import VARIANTS
 
 from . import __version__, logs, tuning
@@ -36,7 +37,9 @@ open files, the kernel log, snapshot.json, per device its text, JSON and DOT, an
   mdtui --source bundle:mdtui-report.tar.gz
 
 script lines: {lines} | # comment
-""".format(lines=" | ".join(f"{c.name} {c.usage}" for c in LIFECYCLE))
+
+catalog names (plug): {catalog}
+""".format(lines=" | ".join(f"{c.name} {c.usage}" for c in LIFECYCLE), catalog=", ".join(CATALOG))
 
 
 RIG_HELP = """\
