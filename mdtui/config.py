@@ -183,7 +183,12 @@ def key_lines(text: str) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
             lines.setdefault(name, number)
 
     table: list[str] = []
-    for number, line in enumerate(text.splitlines(), 1):
+    inside = ""  # the quotes of a multi-line string the lines are part of
+    for number, line in enumerate(text.split("\n"), 1):  # TOML's lines: str.splitlines knows more
+        if inside:
+            inside = "" if line.count(inside) % 2 else inside
+            continue
+        inside = next((q for q in ('"""', "'''") if line.count(q) % 2), "")
         header = re.match(rf"\s*\[\s*({KEY}(?:\s*\.\s*{KEY})*)\s*\]\s*(#.*)?$", line)
         if header:
             table = [p.strip("\"'") for p in KEY_PARTS.findall(header.group(1))]
@@ -210,25 +215,25 @@ def check(table: Mapping[str, object], error: Callable[[str, str], ConfigError])
             raise error(key, f"not a setting (known: {', '.join(KEYS)})")
         if key == "theme":
             if value not in THEMES:
-                raise error(key, f"no theme {value!r} (known: {', '.join(THEMES)})")
+                raise error(key, f"no theme {_brief(repr(value))} (known: {', '.join(THEMES)})")
         elif key in ("sources", "hosts"):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise error(key, f"a list of strings, not {_toml(value)}")
+                raise error(key, f"a list of strings, not {_brief(_toml(value))}")
             if key == "sources" and not value:
                 raise error(key, "no source at all: name one, or leave the setting out (auto)")
             for item in value:
                 try:
                     source_name(item if key == "sources" else f"ssh:{item}")
                 except argparse.ArgumentTypeError as exc:
-                    raise error(key, str(exc)) from None
+                    raise error(key, _brief(str(exc), 200)) from None
             value = tuple(value)
         elif key == "confirm":
             if value not in CONFIRM:
-                raise error(key, f"{_toml(value)}: one of {', '.join(map(repr, CONFIRM))}")
+                raise error(key, f"{_brief(_toml(value))}: one of {', '.join(map(repr, CONFIRM))}")
         elif key == "event_log":
             low, high = EVENT_LOG_RANGE
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise error(key, f"a whole number from {low} to {high}, not {_toml(value)}")
+                raise error(key, f"a whole number from {low} to {high}, not {_brief(_toml(value))}")
         elif key == "keymap":
             value = check_keymap(value, error)
         values[key] = value
@@ -239,17 +244,18 @@ def check_keymap(keymap: object, error: Callable[[str, str], ConfigError]) -> di
     """``[keymap]``: binding ids (the commands' names) to keys; two bindings on one key are
     refused, as is a key Textual has no name for."""
     if not isinstance(keymap, dict):
-        raise error("keymap", f"a table ([keymap]), not {_toml(keymap)}")
+        raise error("keymap", f"a table ([keymap]), not {_brief(_toml(keymap))}")
     for name, keys in keymap.items():
         if name not in COMMANDS:
             raise error(f"keymap.{name}", f"no binding with that id (ids: {', '.join(COMMANDS)})")
         if not isinstance(keys, str) or not keys.strip():
-            raise error(f"keymap.{name}", f'keys as a string ("U", "ctrl+u,U"), not {_toml(keys)}')
+            raise error(f"keymap.{name}", f'keys as a string ("U", "ctrl+u,U"), not {_brief(_toml(keys))}')
         for key in keys.split(","):
             if not key.strip():
-                raise error(f"keymap.{name}", f"{keys!r}: an empty key (a comma is written 'comma')")
-            if not is_key(key.strip()):
-                raise error(f"keymap.{name}", f"{key.strip()!r} is not a key Textual knows")
+                raise error(f"keymap.{name}", f"{_brief(repr(keys))}: an empty key (a comma is written 'comma')")
+            problem = key_problem(key.strip())
+            if problem is not None:
+                raise error(f"keymap.{name}", _brief(problem, 200))
     # a key, one spelling → the binding and the key as written; Textual's own keys first
     taken: dict[str, tuple[str, str]] = {k: (what, k) for k, what in TEXTUAL_KEYS.items()}
     for name, command in COMMANDS.items():
@@ -263,18 +269,43 @@ def check_keymap(keymap: object, error: Callable[[str, str], ConfigError]) -> di
     return dict(keymap)
 
 
-def is_key(key: str) -> bool:
-    """A key as Textual names it: a character (``U``, ``/``), a name (``f5``, ``escape``,
-    ``slash``, ``question_mark``), with modifiers (``ctrl+u``)."""
+#: keys a terminal sends as another one: the binding would never fire
+SENT_AS = {
+    "ctrl+h": "backspace",
+    "ctrl+i": "tab",
+    "ctrl+m": "enter",
+    "ctrl+j": "enter",
+    "ctrl+left_square_bracket": "escape",
+}
+
+
+def key_problem(key: str) -> str | None:
+    """Why ``key`` cannot be a binding's key, or None: it must be a key as Textual names it
+    (a character ``U``, ``/``; a name ``f5``, ``escape``, ``slash``, ``question_mark``; with
+    modifiers ``ctrl+u``), and one a terminal sends as itself."""
     from textual.keys import Keys  # only when a keymap is given: Textual's names are the truth
 
     *mods, base = key.split("+") if key != "+" else ["+"]
-    if not base or any(m not in MODIFIERS for m in mods):
-        return False
+    if not base or any(m not in MODIFIERS for m in mods) or len(set(mods)) < len(mods):
+        return f"{key!r} is not a key Textual knows"
+    if mods and len(base) == 1 and base.isupper():
+        return f"{key!r}: a terminal sends no case with a modifier: write {'+'.join([*mods, base.lower()])!r}"
+    named = "+".join([*mods, _name(base)])
+    if named in SENT_AS:
+        return f"{key!r} reaches a program as {SENT_AS[named]}: it would never fire"
     if base in {k.value for k in Keys}:
-        return True
+        return None
     char = _character(base)
-    return char is not None and char.isprintable() and not char.isspace()
+    if char is None or not char.isprintable() or char.isspace():
+        return f"{key!r} is not a key Textual knows"
+    return None
+
+
+def _name(base: str) -> str:
+    """A character's key name as Textual writes it (``[`` → ``left_square_bracket``)."""
+    if len(base) == 1 and not base.isalnum():
+        return unicodedata.name(base, base).lower().replace(" ", "_").replace("-", "_")
+    return base
 
 
 def normal_key(key: str) -> str:
@@ -362,6 +393,11 @@ def render(settings: Mapping[str, Setting], config: Config) -> str:
     return "\n".join(out) + "\n"
 
 
+def _brief(text: str, limit: int = 60) -> str:
+    """A value as an error message quotes it: at most ``limit`` characters."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _toml(value: object) -> str:
     """A value as TOML writes it (strings, numbers, lists of strings: what a file holds)."""
     if isinstance(value, bool):
@@ -398,6 +434,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, out: IO[str]) -> int:
     if args.path:
+        if getattr(args, "config", None) == "":
+            print("mdtui: --config '': name a file (EINVAL)", file=sys.stderr)
+            return 2
         path, _, _ = locate(getattr(args, "config", None))
         out.write(f"{path}\n")
         return 0

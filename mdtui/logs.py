@@ -4,9 +4,10 @@ loggers of the standard ``logging`` module) and Textual's go.
 mdtui logs what a person debugging it asks first: which command, source and configuration a
 run took, connections made and lost, each action and its refusal, each update at debug,
 crashes.  Textual's log (the DOM, events, workers: much more) joins the same file at
-``debug``, through Textual's own ``TEXTUAL_LOG``; under ``--dev`` both go to ``textual
-console`` instead (textual-dev).  Everything here happens before Textual is imported: it
-reads its environment once.
+``debug``, as ``mdtui.textual`` records: Textual writes it to a pipe that a thread reads
+(``_forward_textual``), so that only ``LogFile`` ever writes the file.  Under ``--dev`` both
+go to ``textual console`` too (textual-dev); that happens before the TUI imports Textual,
+which reads its environment once.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import socket
 import stat
 import sys
@@ -60,7 +62,29 @@ def _open(path: str) -> TextIO:
         os.close(fd)
         raise LogError(f"--log {path}: not a file (EINVAL)")
     os.set_blocking(fd, True)
-    return os.fdopen(fd, "a", encoding="utf-8", errors="backslashreplace")
+    try:  # "a" seeks to the end: a /proc file refuses (EINVAL)
+        return os.fdopen(fd, "a", encoding="utf-8", errors="backslashreplace")
+    except OSError as exc:
+        os.close(fd)
+        raise LogError(f"--log {path}: {exc.strerror} ({errno.errorcode.get(exc.errno or 0, '?')})") from None
+
+
+def _forward_textual() -> str:
+    """Where Textual writes its log: a pipe whose lines a thread logs as ``mdtui.textual``
+    records, so that they reach the file through ``LogFile`` (a full disk or a FIFO whose
+    reader left ends the log, not the TUI; Textual would open and write the file itself)."""
+    import threading
+
+    read, write = os.pipe()
+    textual = LOG.getChild("textual")
+
+    def forward() -> None:
+        with os.fdopen(read, encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                textual.debug("%s", line.rstrip("\n"))
+
+    threading.Thread(target=forward, name="mdtui-textual-log", daemon=True).start()
+    return f"/proc/self/fd/{write}"
 
 
 def setup(path: str | None, level: str, dev: bool) -> list[str]:
@@ -75,8 +99,10 @@ def setup(path: str | None, level: str, dev: bool) -> list[str]:
         handler = LogFile(path)
         handler.setFormatter(logging.Formatter(FORMAT))
         LOG.addHandler(handler)
-        if level == "debug":
-            os.environ["TEXTUAL_LOG"] = os.path.abspath(path)
+        if level == "debug":  # set, not put in the environment: no child process inherits it
+            import textual.constants
+
+            textual.constants.LOG_FILE = _forward_textual()  # type: ignore[misc]
     if dev:
         try:
             import textual_dev  # noqa: F401
@@ -84,7 +110,7 @@ def setup(path: str | None, level: str, dev: bool) -> list[str]:
             raise LogError("--dev needs textual-dev: pip install textual-dev, then run 'textual console'") from None
         host = os.environ.get("TEXTUAL_DEVTOOLS_HOST", "127.0.0.1")
         port_text = os.environ.get("TEXTUAL_DEVTOOLS_PORT", "8081")
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        if not re.fullmatch(r"[0-9]{1,5}", port_text) or not 0 < int(port_text) < 65536:
             raise LogError(f"--dev: TEXTUAL_DEVTOOLS_PORT={port_text!r} is not a port number")
         features = [f for f in os.environ.get("TEXTUAL", "").split(",") if f]
         os.environ["TEXTUAL"] = ",".join(dict.fromkeys([*features, "devtools", "debug"]))

@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import errno
 import ipaddress
+import logging
 import os
 import re
 import shlex
@@ -186,8 +187,11 @@ def address_text(host: str, port: int) -> str:
 def host_name(header: str) -> str | None:
     """The name in a Host header, without its port (``[::1]:8000`` → ``::1``); None when
     it is no ``NAME[:PORT]`` or ``[IPv6][:PORT]``."""
-    found = re.fullmatch(r"(?:\[([0-9A-Fa-f:.%]+)\]|([^\s\[\]:/\\@]+))(?::\d{1,5})?", header)
-    return None if found is None else (found[1] or found[2]).lower()
+    found = re.fullmatch(r"(?:\[([0-9A-Fa-f:.]+)\]|([^\s\[\]:/\\@%]+))(?::(\d{1,5}))?", header)
+    if found is None or (found[3] is not None and int(found[3]) > 65535):
+        return None
+    name = (found[1] or found[2]).lower()
+    return name[:-1] if name.endswith(".") and len(name) > 1 else name  # localhost. is localhost
 
 
 def is_loopback(address: str) -> bool:
@@ -497,6 +501,10 @@ async def serve(
 def run(args: argparse.Namespace, out: IO[str]) -> int:
     """Serve until a signal (0); 2 for a usage error or an address that needs --public, 1
     when it cannot listen."""
+    # aiohttp logs a malformed request with its traceback: any local program could fill
+    # serve's terminal with them; the client gets its 400 either way
+    logging.getLogger("aiohttp.server").addHandler(logging.NullHandler())
+    logging.getLogger("aiohttp.server").propagate = False
     tui_args = tui_arguments(args)
     why = check_tui_arguments(tui_args)
     if why is not None:

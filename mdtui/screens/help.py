@@ -25,9 +25,9 @@ the last `media_device_delete()` unregisters and frees it.
 *held, not registered* means a driver still holds it but `/dev/mediaN` is gone.
 **Allocator**: key USB device, owner module and its refcnt, and why each holder holds it.
 **Graph**: entities by function with their pads and links; numbered runs (DVB ts-outs) are
-folded, expand them with enter. **Drawing**: the data links, left to right; `{toggle_folds}` unfolds.
+folded, expand them with enter. **Drawing**: the data links, left to right; {toggle_folds} unfolds.
 **Events** (bottom): uevents, module loads, kernel log lines, refused actions (red) and the
-allocator changes they caused (yellow). `{filter}` filters (`kind:trace`, or any text).
+allocator changes they caused (yellow). {filter} filters (`kind:trace`, or any text).
 
 {keys}
 
@@ -36,11 +36,18 @@ match. On a live system, destructive actions ask first (the configuration's `con
 """
 
 
+def code(key: str) -> str:
+    """A key as Markdown code in a table cell: a backtick in it takes a longer fence, and a
+    ``|`` would end the cell."""
+    text = key.replace("|", "\\|")
+    return f"`` {text} ``" if "`" in key else f"`{text}`"
+
+
 def key_table(keymap: Mapping[str, str]) -> str:
     """The key table, from the one command registry (mdtui/commands.py) with the keymap's
     keys, and the palette's key, which is Textual's own."""
-    rows = [(f"`{c.shown_key(keymap)}`", c.help) for c in COMMANDS.values()]
-    rows.append(("`ctrl+p`", "command palette: every action, by name"))
+    rows = [(code(c.shown_key(keymap)), c.help) for c in COMMANDS.values()]
+    rows.append((code("ctrl+p"), "command palette: every action, by name"))
     return "\n".join(["| key | action |", "|---|---|", *(f"| {key} | {text} |" for key, text in rows)])
 
 
@@ -53,7 +60,7 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
-            keys = {name: command.shown_key(self.keymap) for name, command in COMMANDS.items()}
+            keys = {name: code(command.shown_key(self.keymap)) for name, command in COMMANDS.items()}
             yield Markdown(HELP.format(keys=key_table(self.keymap), **keys))
 
     def on_key(self, event: events.Key) -> None:

@@ -175,9 +175,12 @@ def test_hostile_files_are_refused_quickly(own_dirs: Path, capsys: pytest.Captur
 
 def test_keys_textual_names_and_characters_are_accepted() -> None:
     for key in ("U", "/", "?", "ctrl+u", "f5", "escape", "question_mark", "ctrl+shift+x", "+"):
-        assert config.is_key(key), key
-    for key in ("", "ctrl+", "frob", "hyperspace+u", " ", "f25"):
-        assert not config.is_key(key), key
+        assert config.key_problem(key) is None, key
+    for key in ("", "ctrl+", "frob", "hyperspace+u", " ", "f25", "ctrl+ctrl+u"):
+        assert config.key_problem(key) == f"{key!r} is not a key Textual knows", key
+    assert config.key_problem("ctrl+P") == "'ctrl+P': a terminal sends no case with a modifier: write 'ctrl+p'"
+    for key, sent in (("ctrl+h", "backspace"), ("ctrl+i", "tab"), ("ctrl+m", "enter"), ("ctrl+[", "escape")):
+        assert config.key_problem(key) == f"{key!r} reaches a program as {sent}: it would never fire"
 
 
 # -- the settings in the TUI ---------------------------------------------------------------
@@ -294,3 +297,31 @@ async def test_the_help_screen_names_the_keymap_s_keys_and_closes_on_its_help_ke
         await pilot.press("h")
         await settle(app)
         assert not isinstance(app.screen, HelpScreen)
+
+
+def test_keys_with_markdown_s_characters_show_as_they_are() -> None:
+    from mdtui.screens.help import code
+
+    assert code("|") == "`\\|`" and code("`") == "`` ` ``" and code("u") == "`u`"
+    table = key_table({"toggle_folds": "|", "export_dot": "`"})
+    assert "| `\\|` | " in table and "| `` ` `` | " in table
+
+
+def test_line_numbers_count_toml_s_lines_only_and_skip_multi_line_strings(
+    own_dirs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(own_dirs / "c.toml", 'theme = "nord" # \u2028 a line separator in a comment\nconfirm = "x"\n')
+    assert main(["--config", str(path), "config"], stdout=io.StringIO()) == 2
+    assert f"{path}:2: confirm:" in capsys.readouterr().err
+    path.write_text("theme = '''\n[keymap]\n'''\nconfirm = \"x\"\n")
+    assert main(["--config", str(path), "config"], stdout=io.StringIO()) == 2
+    assert f"{path}:1: theme: no theme" in capsys.readouterr().err
+    path.write_text('event_log = 200\nhosts = ["a"]\nx = """\nconfirm = 1\n"""\n')
+    assert main(["--config", str(path), "config"], stdout=io.StringIO()) == 2
+    assert f"{path}:3: x: not a setting" in capsys.readouterr().err
+
+
+def test_a_huge_value_is_quoted_briefly(own_dirs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(own_dirs / "c.toml", 'theme = "' + "x" * 500_000 + '"\n')
+    assert main(["--config", str(path), "config"], stdout=io.StringIO()) == 2
+    assert len(capsys.readouterr().err) < 1000

@@ -61,7 +61,7 @@ def test_info_logs_actions_and_refusals_and_not_textual(tmp_path: Path) -> None:
     text = log.read_text()
     assert " INFO    mdtui.app: unbind au0828 1-1:1.0\n" in text
     assert " WARNING mdtui.app: unbind au0828 1-1:1.0: refused: ENODEV: " in text
-    assert "DEBUG" not in text and "Writing logs to" not in text
+    assert "DEBUG" not in text and "mdtui.textual" not in text
 
 
 def test_debug_adds_ours_and_textual_s_log(tmp_path: Path) -> None:
@@ -70,7 +70,8 @@ def test_debug_adds_ours_and_textual_s_log(tmp_path: Path) -> None:
     text = log.read_text()
     assert " DEBUG   mdtui.pipeline: update to seq " in text
     assert "; media0 refcount 2→1 (au0828 unbound 1-1:1.0)" in text
-    assert f"Writing logs to {str(log)!r}" in text  # Textual's own, through TEXTUAL_LOG
+    assert " DEBUG   mdtui.textual: Writing logs to '/proc/self/fd/" in text  # Textual's own log
+    assert " DEBUG   mdtui.textual: loop=<" in text
 
 
 def test_warning_keeps_only_what_went_wrong(tmp_path: Path) -> None:
@@ -131,16 +132,39 @@ def test_a_log_that_fills_up_is_said_once_at_the_end_not_as_a_traceback(tmp_path
     )
 
 
-def test_dev_with_a_port_that_is_no_number_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["/dev/full", "fifo"])
+def test_textual_s_log_failing_ends_the_log_not_the_tui(tmp_path: Path, where: str) -> None:
+    """At debug Textual logs a lot: a full disk, or a FIFO whose reader leaves, must not
+    crash or hang the TUI (Textual would open and write the file itself)."""
+    import os
+    import threading
+
+    if where == "fifo":
+        fifo = tmp_path / "fifo"
+        os.mkfifo(fifo)
+
+        def read_a_little() -> None:
+            with open(fifo, "rb") as f:
+                f.read(300)
+
+        reader = threading.Thread(target=read_a_little)
+        reader.start()
+        where = str(fifo)
+    out = run(tmp_path, where, "debug")  # the TUI ran its actions and exited 0 (run checks it)
+    assert "warning" not in out
+
+
+@pytest.mark.parametrize("port", ["abc", "²", "99999", ""])
+def test_dev_with_a_port_that_is_no_number_is_refused(tmp_path: Path, port: str) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "mdtui", "--dev"],
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TEXTUAL_DEVTOOLS_PORT": "abc"},
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TEXTUAL_DEVTOOLS_PORT": port},
         cwd=Path(__file__).parents[2],
     )
-    assert (done.returncode, done.stderr) == (2, "mdtui: --dev: TEXTUAL_DEVTOOLS_PORT='abc' is not a port number\n")
+    assert (done.returncode, done.stderr) == (2, f"mdtui: --dev: TEXTUAL_DEVTOOLS_PORT={port!r} is not a port number\n")
 
 
 def test_dev_is_for_the_tui(capsys: pytest.CaptureFixture[str]) -> None:

@@ -87,6 +87,10 @@ def test_the_subcommand_is_found_after_options_that_take_the_word_serve_as_a_val
         ("evil.com\\@127.0.0.1", None),
         ("a b:80", None),
         ("host:port", None),
+        ("127.0.0.1:99999", None),
+        ("LOCALHOST.", "localhost"),
+        ("[::1%lo]", None),
+        ("[::1%1]:80", None),
         ("", None),
     ],
 )
@@ -357,6 +361,9 @@ def test_another_host_name_and_another_sites_websocket_are_refused() -> None:
         assert asyncio.run(connect(s.url.rstrip("/"))) == 101
         status, text = get(s.url, host="[")  # no host at all: refused, not a traceback
         assert status == 400 and "names no host" in text
+        with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as raw:
+            raw.sendall(b"GET / HTTP/1.1\r\n\r\n")  # no Host: aiohttp logs its traceback
+            assert raw.recv(100).startswith(b"HTTP/1.")
         status, err = s.stop()
         assert status == 0 and "Traceback" not in err, err
 
