@@ -434,7 +434,7 @@ def run_command(args: argparse.Namespace, out: IO[str], clock: Callable[[], floa
         loaded = config.load_or_say(args)
         if loaded is None:
             return 2
-        settings = config.effective(args, loaded)
+        settings = config.effective(args, loaded, theme=args.command is None)
         logs.LOG.info("configuration: %s", loaded.path or f"none (looked for it by {loaded.found_by})")
         if not args.source and (loaded.values.keys() & {"sources", "hosts"}):
             args.source = config.sources(settings)

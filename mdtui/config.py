@@ -335,32 +335,36 @@ class Setting:
     origin: str
 
 
-def effective(args: argparse.Namespace, config: Config) -> dict[str, Setting]:
+def effective(args: argparse.Namespace, config: Config, theme: bool = True) -> dict[str, Setting]:
     """Every setting as this run uses it: the command line's, else the file's, else (for the
-    theme) the one remembered, else the default; each with where it came from."""
-    from .theme import default, remembered, remembered_path
+    theme) the one remembered, else the default; each with where it came from.  ``theme``:
+    whether to work the theme out at all (only the TUI and ``config`` show one; the
+    terminal's colours are read for the default)."""
 
-    def pick(key: str, cli: object, cli_name: str, default: object) -> Setting:
+    def pick(key: str, cli: object, cli_name: str, fallback: object) -> Setting:
         if cli is not None:
             return Setting(cli, cli_name)
         if key in config.values:
             return Setting(config.values[key], config.origin(key))
-        return Setting(default, "default")
+        return Setting(fallback, "default")
 
-    theme = pick("theme", getattr(args, "theme", None), "--theme", None)
-    if theme.value is None:
-        last = remembered()
-        chosen = f"{remembered_path()} {PALETTE}"
-        theme = Setting(last, chosen) if last else Setting(*default())
     given = getattr(args, "source", None)
-    return {
-        "theme": theme,
+    settings = {
         "sources": pick("sources", tuple(given) if given else None, "--source", ("auto",)),
         "hosts": Setting((), "--source") if given else pick("hosts", None, "", ()),
         "confirm": pick("confirm", None, "", "live"),
         "event_log": pick("event_log", None, "", EVENT_LOG_DEFAULT),
         "keymap": pick("keymap", None, "", {}),
     }
+    if not theme:
+        return settings
+    from .theme import default, remembered, remembered_path
+
+    chosen = pick("theme", getattr(args, "theme", None), "--theme", None)
+    if chosen.value is None:
+        last = remembered()
+        chosen = Setting(last, f"{remembered_path()} {PALETTE}") if last else Setting(*default())
+    return {"theme": chosen, **settings}
 
 
 def sources(settings: Mapping[str, Setting]) -> list[str]:

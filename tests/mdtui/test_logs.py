@@ -49,6 +49,18 @@ def run(tmp_path: Path, log: str, level: str, dev: bool = False, port: int = 0) 
     return done.stdout
 
 
+def mdtui(tmp_path: Path, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m mdtui ARGV`` in a process of its own, with ``env`` added to a bare one."""
+    return subprocess.run(
+        [sys.executable, "-m", "mdtui", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **env},
+        cwd=Path(__file__).parents[2],
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -118,14 +130,7 @@ def test_a_log_that_would_block_or_is_no_file_is_refused(
 
 
 def test_a_log_that_fills_up_is_said_once_at_the_end_not_as_a_traceback(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "mdtui", "--log", "/dev/full", "dump", "--source", "sim"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
-        cwd=Path(__file__).parents[2],
-    )
+    done = mdtui(tmp_path, "--log", "/dev/full", "dump", "--source", "sim")
     assert done.returncode == 0 and "media0" in done.stdout
     assert done.stderr == (
         "mdtui: --log /dev/full: the log stopped at a record it could not write: No space left on device (ENOSPC)\n"
@@ -156,14 +161,7 @@ def test_textual_s_log_failing_ends_the_log_not_the_tui(tmp_path: Path, where: s
 
 @pytest.mark.parametrize("port", ["abc", "²", "99999", ""])
 def test_dev_with_a_port_that_is_no_number_is_refused(tmp_path: Path, port: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "mdtui", "--dev"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TEXTUAL_DEVTOOLS_PORT": port},
-        cwd=Path(__file__).parents[2],
-    )
+    done = mdtui(tmp_path, "--dev", TEXTUAL_DEVTOOLS_PORT=port)
     assert (done.returncode, done.stderr) == (2, f"mdtui: --dev: TEXTUAL_DEVTOOLS_PORT={port!r} is not a port number\n")
 
 
